@@ -1,0 +1,27 @@
+# Set-up is idempotent: the virtual environment is (re)built only when pyproject.toml changes.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# torch is pinned to the release the build machines hold on local disk; override on other machines.
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+STAMP := $(VENV)/.evalsuite-installed
+
+.PHONY: setup demo test clean-demo
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH_SPEC)
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+demo: setup
+	$(PY) -m evalsuite run --backends flux-tiny,reference --prompts smoke --run-dir results/demo
+
+test: setup
+	$(PY) -m pytest -q
+
+clean-demo:
+	rm -rf results/demo

@@ -1,0 +1,201 @@
+"""Backends: one file per backend, a registry from spec string to factory, SDKs imported lazily.
+
+Spec strings:  NAME[@QUANT][:ARGS]   with ARGS a comma-separated list of key=value pairs, where the
+first element may be a positional reference without '=' (a folder, a service's model):
+    flux-dev                       flux-dev:steps=20,guidance=3.5
+    flux-schnell:path=/weights     folder:mj_exports/          folder:mj_exports/,size=1024x1024
+Everything that changes pixels goes into the item's cache key (see runfolder.item_key).
+
+A backend object provides:
+    name, spec, label            registry name, the spec string, a folder-safe label
+    default_size                 (width, height) when the run sets no --size
+    max_batch_size               items per generate() call
+    labelled_noise               True for random-weight miniature models
+    config() -> dict             fully resolved settings for run.json (never secrets)
+    key() -> dict                the settings that change pixels
+    accepts(prompt) -> bool      False skips the prompt for this backend (reference: no target text)
+    item_extra(prompt, seed)     per-item addition to the cache key (folder: the file's hash) or None
+    prepare()                    cheap checks and weight resolution before anything is generated
+    load()                       heavy model load, timed by the runner
+    generate(requests) -> list[GenResult]
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from PIL import Image
+
+from ..errors import EvalsuiteError
+from ..prompts import Prompt
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    raw: str
+    name: str
+    quant: str | None = None
+    ref: str | None = None
+    options: dict[str, str] = field(default_factory=dict)
+    repeated: dict[str, list[str]] = field(default_factory=dict)  # keys given more than once (lora=...)
+
+
+@dataclass
+class GenRequest:
+    prompt: Prompt
+    seed: int
+    width: int
+    height: int
+
+
+@dataclass
+class GenResult:
+    status: str = "ok"                       # ok | failed | filtered
+    image: Image.Image | None = None
+    error: str | None = None
+    applied: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = None                  # the seed actually applied (None: not applicable)
+
+
+@dataclass(frozen=True)
+class RegistryEntry:
+    module: str
+    factory: str
+    summary: str
+    takes_ref: bool = False
+
+
+REGISTRY: dict[str, RegistryEntry] = {
+    "flux-dev": RegistryEntry("evalsuite.backends.flux", "flux_dev",
+                              "FLUX.1 [dev] via diffusers (gated weights, CUDA GPU with ~24 GB bf16 or offload)"),
+    "flux-schnell": RegistryEntry("evalsuite.backends.flux", "flux_schnell",
+                                  "FLUX.1 [schnell] via diffusers (Apache-2.0, CUDA GPU with ~24 GB bf16 or offload)"),
+    "flux-tiny": RegistryEntry("evalsuite.backends.flux", "flux_tiny",
+                               "miniature random-weight FluxPipeline built offline: NOISE images, for demos and tests"),
+    "reference": RegistryEntry("evalsuite.backends.reference", "reference",
+                               "legible renders of each prompt's target text: the OCR ceiling"),
+    "folder": RegistryEntry("evalsuite.backends.folder", "folder",
+                            "import images made elsewhere (e.g. Midjourney): folder:PATH", takes_ref=True),
+}
+
+_SPEC = re.compile(r"^(?P<name>[A-Za-z0-9_.-]+)(?:@(?P<quant>[A-Za-z0-9_.-]+))?(?::(?P<args>.*))?$", re.S)
+
+
+def parse_spec(raw: str) -> BackendSpec:
+    raw = raw.strip()
+    m = _SPEC.match(raw)
+    if not raw or not m:
+        raise EvalsuiteError(f"backend '{raw}': expected NAME[@QUANT][:key=value,...]")
+    name, quant, args = m.group("name"), m.group("quant"), m.group("args")
+    if name not in REGISTRY:
+        close = difflib.get_close_matches(name, list(REGISTRY), n=1, cutoff=0.5)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise EvalsuiteError(f"unknown backend '{name}'{hint} (known: {', '.join(REGISTRY)})")
+    ref = None
+    options: dict[str, str] = {}
+    repeated: dict[str, list[str]] = {}
+    if args is not None:
+        parts = [p for p in args.split(",")]
+        if REGISTRY[name].takes_ref and parts and "=" not in parts[0]:
+            ref = parts.pop(0).strip()
+        for part in parts:
+            part = part.strip()
+            if not part:
+                continue
+            if "=" not in part:
+                raise EvalsuiteError(f"backend '{raw}': option '{part}' is not key=value")
+            k, v = (s.strip() for s in part.split("=", 1))
+            if k in options:
+                repeated.setdefault(k, [options[k]]).append(v)
+            options[k] = v
+    if REGISTRY[name].takes_ref and not ref:
+        raise EvalsuiteError(f"backend '{raw}': {name} needs a reference, e.g. {name}:PATH")
+    return BackendSpec(raw=raw, name=name, quant=quant, ref=ref, options=options, repeated=repeated)
+
+
+def make_backend(raw: str):
+    """Spec string -> backend object (imports the backend's module, and so its SDK, only now)."""
+    spec = parse_spec(raw)
+    entry = REGISTRY[spec.name]
+    module = importlib.import_module(entry.module)
+    factory: Callable[[BackendSpec], Any] = getattr(module, entry.factory)
+    return factory(spec)
+
+
+def label_for(spec: str) -> str:
+    """A folder-safe, stable label for a spec string."""
+    import hashlib
+
+    label = re.sub(r"[^A-Za-z0-9._@=-]+", "_", spec).replace("=", "-").strip("_.")
+    if len(label) > 64:
+        label = label[:48].rstrip("_.") + "_" + hashlib.sha256(spec.encode()).hexdigest()[:8]
+    return label or "backend"
+
+
+# ---- option parsing shared by backends (the same argument names everywhere) ----
+
+def parse_size(value: str, where: str) -> tuple[int, int]:
+    m = re.fullmatch(r"(\d+)[xX](\d+)", value.strip())
+    if not m:
+        raise EvalsuiteError(f"{where}: size '{value}' is not WIDTHxHEIGHT (e.g. 1024x1024)")
+    w, h = int(m.group(1)), int(m.group(2))
+    if w < 8 or h < 8 or w > 8192 or h > 8192:
+        raise EvalsuiteError(f"{where}: size {w}x{h} is out of range (8..8192)")
+    return w, h
+
+
+def _as_bool(v: str, where: str) -> bool:
+    if v.lower() in ("1", "true", "yes", "on"):
+        return True
+    if v.lower() in ("0", "false", "no", "off"):
+        return False
+    raise EvalsuiteError(f"{where}: expected true/false, got '{v}'")
+
+
+def take_options(spec: BackendSpec, schema: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """Validate spec.options against schema {key: type or tuple of choices or callable}; fill defaults.
+
+    Types: int (>= 0 unless named in POSITIVE), float, bool, str, 'size', a tuple of allowed strings.
+    """
+    out = dict(defaults)
+    for k, v in spec.options.items():
+        where = f"backend '{spec.raw}': option '{k}'"
+        if k not in schema:
+            close = difflib.get_close_matches(k, list(schema), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise EvalsuiteError(f"backend '{spec.raw}': unknown option '{k}'{hint} (known: {', '.join(sorted(schema))})")
+        t = schema[k]
+        try:
+            if t is int:
+                val: Any = int(v)
+                if val < 0 or (k in POSITIVE and val == 0):
+                    raise EvalsuiteError(f"{where} must be {'>= 1' if k in POSITIVE else '>= 0'}, got {v}")
+            elif t is float:
+                val = float(v)
+                if val < 0:
+                    raise EvalsuiteError(f"{where} must be >= 0, got {v}")
+            elif t is bool:
+                val = _as_bool(v, where)
+            elif t == "size":
+                val = parse_size(v, where)
+            elif isinstance(t, tuple):
+                if v not in t:
+                    raise EvalsuiteError(f"{where} must be one of {', '.join(t)}, got '{v}'")
+                val = v
+            else:
+                val = v
+        except ValueError:
+            raise EvalsuiteError(f"{where}: '{v}' is not a valid {getattr(t, '__name__', t)}") from None
+        out[k] = val
+    return out
+
+
+POSITIVE = {"steps", "batch_size", "max_sequence_length"}
+
+
+def describe_backends() -> list[tuple[str, str]]:
+    return [(name, e.summary) for name, e in REGISTRY.items()]

@@ -1,0 +1,230 @@
+"""Prompt sets: schema, loading (YAML or JSONL, by name or path), filtering and validation.
+
+Schema of one entry (YAML mapping or one JSON object per line):
+
+    id:          unique, file-safe (letters, digits, '.', '_', '-'; no leading '.'; <= 80 chars)
+    prompt:      the text sent to the model (non-empty)
+    category:    free-form group name, used for per-category tables (default "uncategorized")
+    target_text: list of strings the image must show verbatim (text-rendering prompts); default []
+    negatives:   list of hard-negative prompts, each changing exactly one thing; default []
+    tags:        list of free-form labels; default []
+
+A YAML file is either a list of entries or a mapping with `name`, `description` and `prompts`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import EvalsuiteError
+
+SAFE_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,79}$")
+PROMPT_SUFFIXES = (".yaml", ".yml", ".jsonl")
+
+
+class Prompt(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    prompt: str
+    category: str = "uncategorized"
+    target_text: list[str] = Field(default_factory=list)
+    negatives: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+
+    @field_validator("id")
+    @classmethod
+    def _safe_id(cls, v: str) -> str:
+        if not SAFE_ID.match(v) or ".." in v:
+            raise ValueError(
+                f"{v!r} is not a safe file name (use letters, digits, '.', '_', '-'; at most 80 characters)"
+            )
+        return v
+
+    @field_validator("prompt")
+    @classmethod
+    def _non_empty(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be empty")
+        return v
+
+    @field_validator("target_text", "negatives", "tags")
+    @classmethod
+    def _non_empty_items(cls, v: list[str]) -> list[str]:
+        for s in v:
+            if not s.strip():
+                raise ValueError("must not contain empty strings")
+        return v
+
+
+class PromptSet(BaseModel):
+    name: str
+    source: str
+    description: str = ""
+    prompts: list[Prompt]
+
+    @property
+    def sha256(self) -> str:
+        """Content hash over the prompts (order included), recorded in run.json."""
+        payload = json.dumps([p.model_dump() for p in self.prompts], sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+    def categories(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for p in self.prompts:
+            out[p.category] = out.get(p.category, 0) + 1
+        return out
+
+    def by_id(self) -> dict[str, Prompt]:
+        return {p.id: p for p in self.prompts}
+
+
+def prompt_dirs() -> list[Path]:
+    """Where named prompt sets are looked up, in order."""
+    dirs = []
+    if os.environ.get("EVALSUITE_PROMPTS"):
+        dirs += [Path(p) for p in os.environ["EVALSUITE_PROMPTS"].split(os.pathsep) if p]
+    dirs.append(Path.cwd() / "prompts")
+    dirs.append(Path(__file__).resolve().parent.parent / "prompts")
+    seen, out = set(), []
+    for d in dirs:
+        r = d.resolve()
+        if r not in seen:
+            seen.add(r)
+            out.append(d)
+    return out
+
+
+def available_sets() -> dict[str, Path]:
+    out: dict[str, Path] = {}
+    for d in prompt_dirs():
+        if not d.is_dir():
+            continue
+        for f in sorted(d.iterdir()):
+            if f.suffix in PROMPT_SUFFIXES and f.stem not in out:
+                out[f.stem] = f
+    return out
+
+
+def resolve_prompt_source(name_or_path: str) -> Path:
+    p = Path(name_or_path)
+    if p.suffix in PROMPT_SUFFIXES or os.sep in name_or_path or p.exists():
+        if not p.is_file():
+            raise EvalsuiteError(f"prompt file {name_or_path} does not exist")
+        return p
+    sets = available_sets()
+    if name_or_path in sets:
+        return sets[name_or_path]
+    import difflib
+
+    close = difflib.get_close_matches(name_or_path, list(sets), n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else f"; available: {', '.join(sets) or 'none'}"
+    raise EvalsuiteError(f"unknown prompt set '{name_or_path}'{hint}")
+
+
+def _entry_error(path: Path, index: int, entry: Any, err: ValidationError) -> EvalsuiteError:
+    first = err.errors()[0]
+    field = ".".join(str(x) for x in first["loc"]) or "entry"
+    ident = entry.get("id") if isinstance(entry, dict) else None
+    where = f"entry {index + 1}" + (f" (id {ident!r})" if ident else "")
+    msg = first["msg"]
+    if first["type"] == "missing":
+        msg = "is required"
+    elif first["type"] == "extra_forbidden":
+        msg = "is not a known field (id, prompt, category, target_text, negatives, tags)"
+    return EvalsuiteError(f"{path}: {where}: field '{field}' {msg}")
+
+
+def parse_entries(path: Path, entries: list[Any]) -> list[Prompt]:
+    """Validate raw entries; every error names the file, the entry and the field."""
+    prompts: list[Prompt] = []
+    seen: dict[str, int] = {}
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise EvalsuiteError(f"{path}: entry {i + 1}: expected a mapping with 'id' and 'prompt'")
+        try:
+            p = Prompt.model_validate(entry)
+        except ValidationError as e:
+            raise _entry_error(path, i, entry, e) from None
+        if p.id in seen:
+            raise EvalsuiteError(
+                f"{path}: entry {i + 1}: field 'id' {p.id!r} duplicates entry {seen[p.id] + 1}"
+            )
+        seen[p.id] = i
+        prompts.append(p)
+    return prompts
+
+
+def _read_entries(path: Path) -> tuple[list[Any], dict[str, Any]]:
+    text = path.read_text(encoding="utf-8")
+    meta: dict[str, Any] = {}
+    if path.suffix == ".jsonl":
+        entries = []
+        for n, line in enumerate(text.splitlines(), 1):
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            try:
+                entries.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise EvalsuiteError(f"{path}: line {n}: not valid JSON ({e.msg})") from None
+        return entries, meta
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark else ""
+        raise EvalsuiteError(f"{path}: {where}not valid YAML ({getattr(e, 'problem', e)})") from None
+    if isinstance(data, dict):
+        if "prompts" not in data:
+            raise EvalsuiteError(f"{path}: a mapping at the top needs a 'prompts' list")
+        meta = {k: v for k, v in data.items() if k != "prompts"}
+        data = data["prompts"]
+    if not isinstance(data, list):
+        raise EvalsuiteError(f"{path}: expected a list of prompt entries")
+    return data, meta
+
+
+def load_prompt_file(path: str | Path, name: str | None = None) -> PromptSet:
+    path = Path(path)
+    entries, meta = _read_entries(path)
+    prompts = parse_entries(path, entries)
+    if not prompts:
+        raise EvalsuiteError(f"{path}: no prompts")
+    return PromptSet(
+        name=name or str(meta.get("name") or path.stem),
+        source=str(path),
+        description=str(meta.get("description") or ""),
+        prompts=prompts,
+    )
+
+
+def load_prompt_set(
+    name_or_path: str,
+    categories: list[str] | None = None,
+    limit: int | None = None,
+) -> PromptSet:
+    """Load a prompt set by name (a file under prompts/) or path, then filter by category and limit."""
+    ps = load_prompt_file(resolve_prompt_source(name_or_path))
+    prompts = ps.prompts
+    if categories:
+        known = set(ps.categories())
+        unknown = [c for c in categories if c not in known]
+        if unknown:
+            raise EvalsuiteError(
+                f"{ps.source}: no category {', '.join(map(repr, unknown))}; categories: {', '.join(sorted(known))}"
+            )
+        prompts = [p for p in prompts if p.category in categories]
+    if limit is not None:
+        if limit < 1:
+            raise EvalsuiteError(f"--limit must be at least 1, got {limit}")
+        prompts = prompts[:limit]
+    return ps.model_copy(update={"prompts": prompts})
