@@ -225,8 +225,13 @@ def run(
     stamp = now()
     backend_infos = dict(old_info.backends) if old_info else {}
     for b in objs:
-        backend_infos[b.label] = BackendInfo(spec=b.spec, name=b.name, config=b.config(), key=b.key(),
-                                             labelled_noise=bool(getattr(b, "labelled_noise", False)))
+        prev = backend_infos.get(b.label)
+        backend_infos[b.label] = BackendInfo(
+            spec=b.spec, name=b.name, config=b.config(), key=b.key(),
+            labelled_noise=bool(getattr(b, "labelled_noise", False)),
+            # a rerun that generates nothing keeps the load time measured when the model was loaded
+            load_s=prev.load_s if prev is not None and prev.key == b.key() else None,
+        )
     info = RunInfo(
         evalsuite_version=__version__, created=old_info.created if old_info else stamp, updated=stamp,
         prompt_set={"name": prompt_set.name, "source": prompt_set.source, "sha256": prompt_set.sha256,

@@ -192,7 +192,7 @@ class FluxBackend:
         dlogging.disable_progress_bar()
         dtype = getattr(torch, DTYPES[self.dtype_name])
         if self.local_path is not None:
-            pipe = FluxPipeline.from_pretrained(self.local_path, torch_dtype=dtype)
+            pipe = FluxPipeline.from_pretrained(self.local_path, dtype=dtype)
         else:
             from .tiny import build_tiny_flux
 
