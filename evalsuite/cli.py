@@ -29,6 +29,18 @@ def _add_run(sub) -> None:
     p.add_argument("--size", help="WIDTHxHEIGHT for every backend (default: each backend's own default)")
     p.add_argument("--run-dir", "-o", help="run folder (default: results/<prompt-set name>)")
     p.add_argument("--retry-failed", action="store_true", help="generate items that failed before again")
+    p.add_argument("--retry-filtered", action="store_true",
+                   help="generate items a service's safety filter refused before again")
+    p.add_argument("--concurrency", type=int, metavar="N",
+                   help="requests in flight per remote backend (default: each backend's own, e.g. 4)")
+    p.add_argument("--yes", "-y", action="store_true",
+                   help="confirm paid remote calls above --max-calls-without-confirm")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the plan (calls per backend, estimated cost) and exit without writing anything")
+    p.add_argument("--max-cost", type=float, metavar="USD",
+                   help="stop submitting remote calls once their estimated cost reaches USD")
+    p.add_argument("--max-calls-without-confirm", type=int, default=50, metavar="N",
+                   help="more paid remote calls than this need --yes")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(handler=_cmd_run)
 
@@ -39,7 +51,9 @@ def _cmd_run(args) -> int:
     result = run(
         args.backends, args.prompts, seeds=args.seeds, num_seeds=args.num_seeds, categories=args.category,
         limit=args.limit, size=args.size, run_dir=args.run_dir, retry_failed=args.retry_failed,
-        progress=not args.no_progress, argv=sys.argv[1:],
+        progress=not args.no_progress, argv=sys.argv[1:], retry_filtered=args.retry_filtered,
+        concurrency=args.concurrency, yes=args.yes, dry_run=args.dry_run, max_cost=args.max_cost,
+        max_calls_without_confirm=args.max_calls_without_confirm,
     )
     print(result.summary())
     return 0
@@ -52,9 +66,11 @@ def _add_backends(sub) -> None:
 
 def _cmd_backends(args) -> int:
     from .backends import describe_backends
+    from .backends.availability import availability
 
     for name, summary in describe_backends():
-        print(f"{name:<16} {summary}")
+        ok, why = availability(name)
+        print(f"{name:<24} {'usable' if ok else 'not usable':<10} {summary}" + ("" if ok else f"  [{why}]"))
     return 0
 
 

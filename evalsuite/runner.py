@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -13,6 +14,7 @@ from typing import Any, Iterable
 
 from . import __version__
 from .backends import REGISTRY, GenRequest, GenResult, make_backend, parse_size
+from .backends.remote import Budget
 from .envinfo import environment, peak_rss_gb
 from .errors import EvalsuiteError
 from .prompts import Prompt, PromptSet, load_prompt_set
@@ -87,6 +89,7 @@ class BackendCounts:
     failed: int = 0
     filtered: int = 0
     skipped_prompts: int = 0
+    not_attempted: int = 0           # remote items left unsubmitted (--max-cost reached, interrupted)
 
 
 @dataclass
@@ -95,12 +98,21 @@ class RunResult:
     backends: dict[str, BackendCounts] = field(default_factory=dict)
     unmatched_files: dict[str, list[str]] = field(default_factory=dict)
     scores: Any = None
+    dry_run: bool = False
+    todo: dict[str, int] = field(default_factory=dict)           # items to generate per backend label
+    failures: dict[str, list[str]] = field(default_factory=dict)  # per backend: failed/filtered summary lines
 
     def total(self, what: str) -> int:
         return sum(getattr(c, what) for c in self.backends.values())
 
     def summary(self) -> str:
         g, r, f, x = (self.total(k) for k in ("generated", "reused", "failed", "filtered"))
+        if self.dry_run:
+            return f"dry run: {sum(self.todo.values())} item(s) to generate, {r} already done; nothing written"
+        n = self.total("not_attempted")
+        if n:
+            return (f"generated {g}, reused {r}, failed {f}, filtered {x}, not attempted {n} "
+                    f"(rerun to continue) -> {self.run_dir}")
         if g == 0 and f == 0 and x == 0:
             return f"nothing to generate: all {r} items already in {self.run_dir} (reused {r})"
         return f"generated {g}, reused {r}, failed {f}, filtered {x} -> {self.run_dir}"
@@ -173,6 +185,12 @@ def run(
     size: str | tuple[int, int] | None = None,
     run_dir: str | Path | None = None,
     retry_failed: bool = False,
+    retry_filtered: bool = False,
+    concurrency: int | None = None,
+    yes: bool = False,
+    dry_run: bool = False,
+    max_cost: float | None = None,
+    max_calls_without_confirm: int = 50,
     progress: bool = True,
     argv: list[str] | None = None,
     log=None,
@@ -180,6 +198,10 @@ def run(
     """Generate every prompt x seed with each backend into `run_dir`; resume where a run stopped.
 
     Nothing is written before every input is validated. Returns a RunResult with per-backend counts.
+    Remote backends (b.remote) run in background threads, `concurrency` requests in flight each, while
+    local backends generate in this thread; before the first paid call the calls and an estimated cost are
+    printed, and above `max_calls_without_confirm` paid calls `yes=True` is required. `dry_run` prints
+    the plan and returns without writing anything; `max_cost` (USD) stops submitting remote calls.
     """
     log = log or (lambda msg: print(msg, file=sys.stderr))
     # 1. Validate everything before writing anything.
@@ -192,7 +214,13 @@ def run(
     labels = [b.label for b in objs]
     if len(set(labels)) != len(labels):
         raise EvalsuiteError(f"two backends map to the same folder label: {labels}")
+    if concurrency is not None and concurrency < 1:
+        raise EvalsuiteError(f"--concurrency must be at least 1, got {concurrency}")
+    if max_cost is not None and max_cost < 0:
+        raise EvalsuiteError(f"--max-cost must be >= 0, got {max_cost}")
     for b in objs:
+        if concurrency is not None and getattr(b, "remote", False):
+            b.concurrency = concurrency
         b.prepare()
     run_dir = Path(run_dir) if run_dir else RESULTS_ROOT / prompt_set.name
     plan = _Plan(run_dir, objs, prompt_set, seed_list, size)
@@ -220,6 +248,14 @@ def run(
     merged_prompts = {pid: old_prompts[pid] for pid in kept_ids if pid in old_prompts}
     merged_prompts.update(new_prompts)
     new_entries = [row[0] for rows in plan.entries.values() for row in rows]
+
+    # What is still to make (read-only): the cost guard and --dry-run need it before anything is written.
+    todos, counts_by = _todo(plan, run_dir, retry_failed, retry_filtered)
+    _cost_guard(objs, plan, todos, yes=yes, dry_run=dry_run, max_cost=max_cost,
+                max_calls_without_confirm=max_calls_without_confirm, log=log)
+    if dry_run:
+        return RunResult(run_dir=run_dir, backends=counts_by, dry_run=True,
+                         todo={k: len(v) for k, v in todos.items()})
 
     env = environment()
     stamp = now()
@@ -261,30 +297,210 @@ def run(
         if getattr(b, "labelled_noise", False):
             log(f"{b.label}: random-weight miniature model: its images are noise, for smoke tests only")
 
-    # 3. Generate what is missing, one backend at a time.
+    # 3. Generate what is missing: remote backends in background threads, local ones here, one at a time.
+    result.backends = counts_by
+    result.todo = {k: len(v) for k, v in todos.items()}
+    lock = threading.Lock()
+    stop = threading.Event()
+    budget = Budget(max_cost)
+    errors: list[BaseException] = []
+    threads = []
     for b in objs:
-        counts = BackendCounts(planned=len(plan.entries[b.label]), skipped_prompts=plan.skipped[b.label])
-        result.backends[b.label] = counts
+        if getattr(b, "remote", False) and todos[b.label]:
+            t = threading.Thread(target=_generate_remote, name=f"remote-{b.label}", daemon=True,
+                                 args=(b, todos[b.label], run_dir, info, counts_by[b.label], progress, budget,
+                                       stop, lock, errors))
+            t.start()
+            threads.append(t)
+    try:
+        for b in objs:
+            if getattr(b, "remote", False) or not todos[b.label]:
+                continue
+            try:
+                _generate_backend(b, todos[b.label], run_dir, info, counts_by[b.label], progress)
+            finally:
+                with lock:
+                    atomic_write_json(run_dir / "run.json", info.model_dump())
+                if hasattr(b, "close"):
+                    b.close()
+        for t in threads:
+            while t.is_alive():
+                t.join(0.2)
+    except BaseException:
+        stop.set()          # remote threads submit nothing more; items in flight finish and are stored
+        for t in threads:
+            t.join(60)
+        raise
+    if threads:
+        with lock:
+            atomic_write_json(run_dir / "run.json", info.model_dump())
+    if errors:
+        raise errors[0]
+    result.failures = _failure_summary(run_dir, plan)
+    for label, lines in result.failures.items():
+        for line in lines:
+            log(f"{label}: {line}")
+    for label, c in counts_by.items():
+        if c.not_attempted:
+            log(f"{label}: {c.not_attempted} item(s) not attempted (--max-cost reached or interrupted); "
+                "rerun to continue")
+    return result
+
+
+def _todo(plan: "_Plan", run_dir: Path, retry_failed: bool, retry_filtered: bool):
+    """Per backend: the items still to generate, and counts of what the folder already holds."""
+    todos: dict[str, list] = {}
+    counts_by: dict[str, BackendCounts] = {}
+    for label, rows in plan.entries.items():
+        counts = BackendCounts(planned=len(rows), skipped_prompts=plan.skipped[label])
+        counts_by[label] = counts
         todo = []
-        for entry, prompt, w, h in plan.entries[b.label]:
+        for entry, prompt, w, h in rows:
             rec_path = run_dir / entry.record
             if rec_path.is_file():
                 rec = ItemRecord.model_validate_json(rec_path.read_text(encoding="utf-8"))
-                if not (retry_failed and rec.status == "failed"):
+                again = (retry_failed and rec.status == "failed") or (retry_filtered and rec.status == "filtered")
+                if not again:
                     counts.reused += rec.status == "ok"
                     counts.failed += rec.status == "failed"
                     counts.filtered += rec.status == "filtered"
                     continue
             todo.append((entry, prompt, w, h))
-        if not todo:
+        todos[label] = todo
+    return todos, counts_by
+
+
+def _cost_guard(objs, plan, todos, *, yes: bool, dry_run: bool, max_cost: float | None,
+                max_calls_without_confirm: int, log) -> None:
+    """Print calls and estimated cost per remote backend; refuse many paid calls without yes."""
+    from .backends.remote import PRICES_AS_OF
+
+    lines, paid_calls, total, unknown = [], 0, 0.0, False
+    for b in objs:
+        rows = todos[b.label]
+        if dry_run and not getattr(b, "remote", False):
+            lines.append(f"  {b.label:<32} {len(rows):>5} item(s) to generate locally")
+        if not getattr(b, "remote", False):
             continue
-        try:
-            _generate_backend(b, todo, run_dir, info, counts, progress)
-        finally:
-            atomic_write_json(run_dir / "run.json", info.model_dump())
-            if hasattr(b, "close"):
-                b.close()
-    return result
+        cost = sum(b.estimate_cost(1, (w, h)) or 0.0 for _, _, w, h in rows)
+        price = getattr(b, "price_per_image", None)
+        if price is None:
+            unknown = True
+            est = "price unknown (set price=USD)"
+        elif price == 0:
+            est = "no charge"
+        else:
+            est = f"about ${cost:.2f}"
+        if rows and price != 0:
+            paid_calls += len(rows)
+        total += cost
+        lines.append(f"  {b.label:<32} {len(rows):>5} call(s), {est}, {getattr(b, 'concurrency', 1)} in flight")
+    if not lines:
+        return
+    if paid_calls or dry_run:
+        log(f"{'plan' if dry_run else 'remote calls'} (prices as of {PRICES_AS_OF}; override per backend with price=):")
+        for line in lines:
+            log(line)
+        log(f"  total: {paid_calls} paid call(s), estimated ${total:.2f}{' plus unknown prices' if unknown else ''}"
+            + (f"; --max-cost ${max_cost:.2f}" if max_cost is not None else ""))
+    if not dry_run and paid_calls > max_calls_without_confirm and not yes:
+        raise EvalsuiteError(f"{paid_calls} paid remote calls planned (estimated ${total:.2f}), more than "
+                             f"{max_calls_without_confirm} without confirmation; rerun with --yes to go ahead, "
+                             "--dry-run to see the plan, or --max-cost USD to cap the spend")
+
+
+def _write_record(b, entry, prompt, res: GenResult, run_dir: Path, cfg: dict[str, Any], latency_s: float,
+                  counts: BackendCounts, lock: threading.Lock) -> None:
+    """Store one remote item: the PNG (atomic), then its record (atomic); update the counts."""
+    rec = ItemRecord(
+        backend=b.label, spec=b.spec, prompt_id=prompt.id, prompt=prompt.prompt, category=prompt.category,
+        seed=entry.seed, key=entry.key, status=res.status, error=res.error, steps=cfg.get("steps"),
+        guidance=cfg.get("guidance"), latency_s=round(latency_s, 5), batch_size=1, warmup=False,
+        applied={**res.applied, "seed": res.seed}, created=now(),
+    )
+    if res.status == "ok" and res.image is not None:
+        data = _png_bytes(res.image)
+        atomic_write_bytes(run_dir / entry.image, data)
+        rec.image, rec.image_sha256 = entry.image, _sha256(data)
+        rec.width, rec.height = res.image.width, res.image.height
+    elif res.status != "filtered":
+        rec.status = "failed"
+        rec.error = rec.error or "no image returned"
+    atomic_write_json(run_dir / entry.record, rec.model_dump())
+    with lock:
+        if rec.status == "ok":
+            counts.generated += 1
+        elif rec.status == "filtered":
+            counts.filtered += 1
+        else:
+            counts.failed += 1
+
+
+def _generate_remote(b, todo, run_dir: Path, info: RunInfo, counts: BackendCounts, progress: bool,
+                     budget: "Budget", stop: threading.Event, lock: threading.Lock,
+                     errors: list[BaseException]) -> None:
+    """One remote backend in its own thread: b.concurrency requests in flight, each item stored as it lands."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(todo), desc=b.label, unit="img", disable=not progress, file=sys.stderr, dynamic_ncols=True)
+
+    def one(entry, prompt, w, h) -> None:
+        if stop.is_set() or errors or not budget.take(b.estimate_cost(1, (w, h))):
+            with lock:
+                counts.not_attempted += 1
+            return
+        t = time.perf_counter()
+        res = b.generate_one(GenRequest(prompt=prompt, seed=entry.seed, width=w, height=h))
+        _write_record(b, entry, prompt, res, run_dir, cfg, time.perf_counter() - t, counts, lock)
+        bar.update(1)
+
+    try:
+        t0 = time.perf_counter()
+        b.load()
+        with lock:
+            info.backends[b.label].load_s = round(time.perf_counter() - t0, 4)
+        cfg = b.config()
+        with ThreadPoolExecutor(max_workers=b.concurrency, thread_name_prefix=b.label) as pool:
+            futures = [pool.submit(one, *row) for row in todo]
+            for f in futures:
+                exc = f.exception()
+                if exc is not None and not errors:
+                    errors.append(exc)
+                    stop.set()
+    except BaseException as e:  # noqa: BLE001 - handed to the main thread, which raises it
+        errors.append(e)
+        stop.set()
+    finally:
+        bar.close()
+        if hasattr(b, "close"):
+            b.close()
+
+
+def _failure_summary(run_dir: Path, plan: "_Plan", per_backend: int = 3) -> dict[str, list[str]]:
+    """Per backend: counts of failed/filtered items of this plan and the first few distinct messages."""
+    out: dict[str, list[str]] = {}
+    for label, rows in plan.entries.items():
+        bad: dict[str, list[tuple[str, str]]] = {"failed": [], "filtered": []}
+        for entry, *_ in rows:
+            p = run_dir / entry.record
+            if p.is_file():
+                rec = ItemRecord.model_validate_json(p.read_text(encoding="utf-8"))
+                if rec.status in bad:
+                    bad[rec.status].append((f"{rec.prompt_id} s{rec.seed}", rec.error or ""))
+        lines = []
+        for status, items in bad.items():
+            if items:
+                seen: list[str] = []
+                for where, msg in items:
+                    if msg not in seen:
+                        seen.append(msg)
+                examples = "; ".join(seen[:per_backend])
+                lines.append(f"{len(items)} {status} ({examples})")
+        if lines:
+            out[label] = lines
+    return out
 
 
 def _generate_backend(b, todo, run_dir: Path, info: RunInfo, counts: BackendCounts, progress: bool) -> None:

@@ -67,6 +67,7 @@ class RegistryEntry:
     factory: str
     summary: str
     takes_ref: bool = False
+    default_ref: str | None = None     # presets: the service model they stand for; comfyui: the default URL
 
 
 REGISTRY: dict[str, RegistryEntry] = {
@@ -81,6 +82,33 @@ REGISTRY: dict[str, RegistryEntry] = {
     "folder": RegistryEntry("evalsuite.backends.folder", "folder",
                             "import images made elsewhere (e.g. Midjourney): folder:PATH", takes_ref=True),
 }
+
+# Remote services (see backends/remote.py and docs/remote.md): SERVICE:MODEL specs plus short presets.
+_R = "evalsuite.backends."
+REGISTRY.update({
+    "replicate": RegistryEntry(_R + "replicate", "replicate", "Replicate: replicate:OWNER/MODEL", takes_ref=True),
+    "fal": RegistryEntry(_R + "fal", "fal", "fal.ai queue: fal:APP, e.g. fal:fal-ai/flux/dev", takes_ref=True),
+    "bfl": RegistryEntry(_R + "bfl", "bfl", "Black Forest Labs API: bfl:ENDPOINT, e.g. bfl:flux-pro-1.1", takes_ref=True),
+    "openai": RegistryEntry(_R + "openai_images", "openai_images", "OpenAI Images: openai:MODEL (dall-e-3, gpt-image-1)",
+                            takes_ref=True),
+    "comfyui": RegistryEntry(_R + "comfyui", "comfyui", "a ComfyUI server running the shipped Flux workflow or yours: "
+                             "comfyui[:URL]", takes_ref=True, default_ref="http://127.0.0.1:8188"),
+})
+PRESETS = {
+    "replicate-flux-pro": ("replicate", "black-forest-labs/flux-1.1-pro"),
+    "replicate-flux-schnell": ("replicate", "black-forest-labs/flux-schnell"),
+    "replicate-flux-dev": ("replicate", "black-forest-labs/flux-dev"),
+    "bfl-flux-pro-1.1": ("bfl", "flux-pro-1.1"),
+    "bfl-flux-dev": ("bfl", "flux-dev"),
+    "fal-flux-dev": ("fal", "fal-ai/flux/dev"),
+    "fal-flux-schnell": ("fal", "fal-ai/flux/schnell"),
+    "fal-flux-pro": ("fal", "fal-ai/flux-pro/v1.1"),
+    "openai-dall-e-3": ("openai", "dall-e-3"),
+    "openai-gpt-image-1": ("openai", "gpt-image-1"),
+}
+for _name, (_svc, _ref) in PRESETS.items():
+    REGISTRY[_name] = RegistryEntry(REGISTRY[_svc].module, REGISTRY[_svc].factory, f"= {_svc}:{_ref}",
+                                    default_ref=_ref)
 
 _SPEC = re.compile(r"^(?P<name>[A-Za-z0-9_.-]+)(?:@(?P<quant>[A-Za-z0-9_.-]+))?(?::(?P<args>.*))?$", re.S)
 
@@ -112,6 +140,8 @@ def parse_spec(raw: str) -> BackendSpec:
             if k in options:
                 repeated.setdefault(k, [options[k]]).append(v)
             options[k] = v
+    if ref is None:
+        ref = REGISTRY[name].default_ref
     if REGISTRY[name].takes_ref and not ref:
         raise EvalsuiteError(f"backend '{raw}': {name} needs a reference, e.g. {name}:PATH")
     return BackendSpec(raw=raw, name=name, quant=quant, ref=ref, options=options, repeated=repeated)

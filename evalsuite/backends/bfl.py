@@ -1,0 +1,180 @@
+"""`bfl:ENDPOINT` (flux-pro-1.1, flux-dev, flux-pro, flux-pro-1.1-ultra): the Black Forest Labs API over httpx.
+
+Key: BFL_API_KEY (header x-key). Base URL: option base_url=, else BFL_BASE_URL, else https://api.bfl.ai.
+Options: steps, guidance (flux-dev), size=WxH (256..1440, multiples of 32), safety_tolerance=0..6,
+output_format=png|jpeg, plus the shared remote options. Set for evaluation: prompt_upsampling=false.
+The key is sent only to the base URL's host and to *.bfl.ai polling URLs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..errors import EvalsuiteError
+from . import BackendSpec, GenRequest, GenResult, label_for, take_options
+from . import remote
+
+DEFAULT_BASE = "https://api.bfl.ai"
+ENDPOINTS = ("flux-pro-1.1", "flux-dev", "flux-pro", "flux-pro-1.1-ultra")
+SCHEMA: dict[str, Any] = {**remote.COMMON_SCHEMA, "steps": int, "guidance": float, "size": "size",
+                          "safety_tolerance": int, "output_format": ("png", "jpeg"), "base_url": str}
+MODERATED = ("Request Moderated", "Content Moderated")
+FAILED = ("Error", "Task not found", "Failed")
+
+
+def snap(v: int) -> int:
+    return max(256, min(1440, int(round(v / 32)) * 32))
+
+
+class BflBackend:
+    remote = True
+    max_batch_size = 1
+    labelled_noise = False
+
+    def __init__(self, spec: BackendSpec):
+        self.spec = spec.raw
+        self.name = spec.name
+        self.label = label_for(spec.raw)
+        if spec.quant:
+            raise EvalsuiteError(f"backend '{spec.raw}': remote models take no quantization")
+        ep = (spec.ref or "").strip("/")
+        if ep.startswith("v1/"):
+            ep = ep[3:]
+        if not re.fullmatch(r"[a-z0-9.-]+", ep):
+            raise EvalsuiteError(f"backend '{spec.raw}': expected bfl:ENDPOINT (e.g. {', '.join(ENDPOINTS)})")
+        self.endpoint = ep
+        dev = ep == "flux-dev"
+        opts = take_options(spec, SCHEMA, {
+            **remote.COMMON_DEFAULTS, "steps": 28 if dev else None, "guidance": 3.0 if dev else None,
+            "size": (1024, 1024), "safety_tolerance": 2, "output_format": "png", "base_url": None,
+        })
+        remote.common_options(opts, spec.raw)
+        if opts["safety_tolerance"] > 6:
+            raise EvalsuiteError(f"backend '{spec.raw}': option 'safety_tolerance' is 0..6")
+        self.opts = opts
+        self.default_size = tuple(opts["size"])
+        self.concurrency = opts["concurrency"]
+        self.price_key = f"bfl:{ep}"
+        self.price_per_image = remote.price_per_image(self.price_key, opts["price"])
+        self.base_url = (opts["base_url"] or os.environ.get("BFL_BASE_URL") or DEFAULT_BASE).rstrip("/")
+        self.http = None
+
+    def body(self, req: GenRequest) -> dict[str, Any]:
+        o = self.opts
+        b: dict[str, Any] = {"prompt": req.prompt.prompt, "seed": req.seed, "width": snap(req.width),
+                             "height": snap(req.height), "safety_tolerance": o["safety_tolerance"],
+                             "output_format": o["output_format"], "prompt_upsampling": False}
+        if o["steps"] is not None:
+            b["steps"] = o["steps"]
+        if o["guidance"] is not None:
+            b["guidance"] = o["guidance"]
+        return b
+
+    def config(self) -> dict[str, Any]:
+        return {"service": "bfl", "endpoint": self.endpoint, "base_url": self.base_url,
+                **{k: self.opts[k] for k in ("steps", "guidance", "safety_tolerance", "output_format")},
+                "prompt_upsampling": False, "size": list(self.default_size),
+                **remote.common_config(self.opts, self.price_per_image)}
+
+    def key(self) -> dict[str, Any]:
+        return {"service": "bfl", "endpoint": self.endpoint,
+                **{k: self.opts[k] for k in ("steps", "guidance", "safety_tolerance", "output_format")}}
+
+    def accepts(self, prompt) -> bool:
+        return True
+
+    def item_extra(self, prompt, seed):
+        return None
+
+    def estimate_cost(self, n: int, size: tuple[int, int]) -> float | None:
+        return remote.estimate_cost(self.price_per_image, self.price_key, n, size)
+
+    def prepare(self) -> None:
+        remote.require_env(("BFL_API_KEY",), self.label, "a Black Forest Labs API key")
+        scheme = urlsplit(self.base_url).scheme
+        if scheme != "https" and not (scheme == "http" and os.environ.get(remote.LOOPBACK_ENV) == "1"
+                                      and remote._loopback(urlsplit(self.base_url).hostname)):
+            raise EvalsuiteError(f"backend '{self.spec}': base_url must be https, got '{self.base_url}'")
+
+    def load(self) -> None:
+        if self.http is None:
+            import httpx
+
+            key = remote.require_env(("BFL_API_KEY",), self.label, "a Black Forest Labs API key")
+            self._headers = {"x-key": key, "accept": "application/json"}
+            self.http = httpx.Client(timeout=httpx.Timeout(self.opts["timeout"], connect=15.0), follow_redirects=False)
+            self.policy = remote.policy_from(self.opts)
+
+    def close(self) -> None:
+        if self.http is not None:
+            self.http.close()
+
+    def _key_ok(self, url: str) -> bool:
+        host = urlsplit(url).hostname or ""
+        return host == urlsplit(self.base_url).hostname or host == "bfl.ai" or host.endswith(".bfl.ai")
+
+    def generate(self, requests: list[GenRequest]) -> list[GenResult]:
+        return [self.generate_one(r) for r in requests]
+
+    def generate_one(self, req: GenRequest) -> GenResult:
+        self.load()
+        return remote.run_item(self.label, lambda stats: self._one(req, stats))
+
+    def _call(self, method: str, url: str, **kw) -> dict[str, Any]:
+        r = self.http.request(method, url, headers=self._headers, **kw)
+        if r.status_code >= 400:
+            msg = remote._response_message(r)
+            if r.status_code == 402:
+                raise remote.RemoteFailure(f"bfl: HTTP 402: no credits left ({msg})")
+            raise remote.http_failure(r.status_code, f"bfl: {msg}", r.headers)
+        return r.json()
+
+    def _one(self, req: GenRequest, stats: dict[str, Any]) -> GenResult:
+        body = self.body(req)
+        task = remote.with_retry(lambda: self._call("POST", f"{self.base_url}/v1/{self.endpoint}", json=body),
+                                 self.policy, remote.classify_any, "create", stats)
+        tid = task.get("id")
+        poll = task.get("polling_url") or f"{self.base_url}/v1/get_result?id={tid}"
+        if not self._key_ok(poll):
+            raise remote.RemoteFailure(f"bfl: polling URL host '{urlsplit(poll).hostname}' is not a BFL host; "
+                                       "not sending the key there")
+        applied: dict[str, Any] = {"service": "bfl", "endpoint": self.endpoint, "task_id": tid,
+                                   "width": body["width"], "height": body["height"], "steps": body.get("steps"),
+                                   "guidance": body.get("guidance"), "prompt_upsampling": False}
+        deadline = time.monotonic() + self.opts["timeout"]
+        t_submit = time.perf_counter()
+        while True:
+            st = remote.with_retry(lambda: self._call("GET", poll), self.policy, remote.classify_any, "poll", stats)
+            status = st.get("status")
+            if status == "Ready":
+                break
+            if status in MODERATED:
+                return GenResult(status="filtered", error=f"bfl: {status}", applied=applied, seed=req.seed)
+            if status in FAILED:
+                detail = st.get("details") or st.get("result") or ""
+                return GenResult(status="failed", error=f"bfl: {status} {detail}".strip(), applied=applied,
+                                 seed=req.seed)
+            if time.monotonic() > deadline:
+                raise remote.RemoteFailure(f"bfl task {tid} not ready after {self.opts['timeout']} s (status {status})")
+            time.sleep(self.opts["poll_interval"])
+        applied["generation_s"] = round(time.perf_counter() - t_submit, 4)
+        result = st.get("result") or {}
+        sample = result.get("sample")
+        if not sample:
+            raise remote.RemoteFailure("bfl: Ready without result.sample")
+        img, facts = remote.fetch_image(sample, self.http, max_bytes=int(self.opts["max_download_mb"] * 2**20),
+                                        policy=self.policy, stats=stats)
+        applied.update(facts)
+        applied.update(width=img.width, height=img.height)
+        if result.get("prompt") and result["prompt"] != req.prompt.prompt:
+            applied["revised_prompt"] = result["prompt"]
+        seed = result.get("seed", req.seed)
+        return GenResult(image=img, applied=applied, seed=seed)
+
+
+def bfl(spec: BackendSpec) -> BflBackend:
+    return BflBackend(spec)

@@ -1,0 +1,395 @@
+"""Shared machinery of the remote backends (Replicate, fal, BFL, OpenAI Images, ComfyUI): functions, no base class.
+
+- retry: `with_retry(fn, policy, classify)` retries transient failures (429 honouring Retry-After, 408,
+  409, 5xx, connection errors, timeouts) with exponential backoff and jitter, a bounded number of times.
+  Anything else is final for the item: `RemoteFailure(status='failed'|'filtered', message)`.
+- downloads: `fetch_image(src, ...)` accepts https URLs and data: URIs (plain http only to loopback and
+  only when EVALSUITE_ALLOW_LOOPBACK_HTTP=1, for the fake servers of the tests), caps the size, checks
+  the content type, verifies and decodes with PIL, and returns the image plus the original bytes' hash.
+- secrets: keys come only from environment variables; `redact(text)` removes them (and anything that
+  looks like an Authorization value) from every message that may reach a record, a log or the screen.
+- prices: a dated table of USD per image, overridable per backend with `price=`.
+- the options every remote backend takes (same names everywhere): concurrency, retries, retry_base,
+  timeout, poll_interval, price, max_download_mb.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import io
+import ipaddress
+import os
+import random
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, TypeVar
+from urllib.parse import urlsplit
+
+from PIL import Image
+
+from ..errors import BackendError
+
+T = TypeVar("T")
+
+# ---- prices (USD per image at about 1 megapixel) ----
+PRICES_AS_OF = "2025-06-01"
+PRICES: dict[str, float] = {
+    "replicate:black-forest-labs/flux-schnell": 0.003,
+    "replicate:black-forest-labs/flux-dev": 0.025,
+    "replicate:black-forest-labs/flux-1.1-pro": 0.04,
+    "replicate:black-forest-labs/flux-pro": 0.055,
+    "bfl:flux-dev": 0.025,
+    "bfl:flux-pro-1.1": 0.04,
+    "bfl:flux-pro": 0.05,
+    "bfl:flux-pro-1.1-ultra": 0.06,
+    "fal:fal-ai/flux/schnell": 0.003,      # fal bills per megapixel: scaled by size below
+    "fal:fal-ai/flux/dev": 0.025,
+    "fal:fal-ai/flux-pro/v1.1": 0.04,
+    "openai:dall-e-3": 0.04,               # standard quality 1024x1024; hd and large sizes cost more
+    "openai:gpt-image-1": 0.042,           # medium quality 1024x1024
+    "comfyui": 0.0,                        # your own server
+}
+PER_MEGAPIXEL = ("fal:",)
+
+SECRET_ENV = ("REPLICATE_API_TOKEN", "FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET", "BFL_API_KEY", "OPENAI_API_KEY")
+LOOPBACK_ENV = "EVALSUITE_ALLOW_LOOPBACK_HTTP"
+
+COMMON_SCHEMA: dict[str, Any] = {
+    "concurrency": int, "retries": int, "retry_base": float, "timeout": float, "poll_interval": float,
+    "price": float, "max_download_mb": float,
+}
+COMMON_DEFAULTS: dict[str, Any] = {
+    "concurrency": 4, "retries": 4, "retry_base": 1.0, "timeout": 120.0, "poll_interval": 1.0,
+    "price": None, "max_download_mb": 40.0,
+}
+
+
+def price_per_image(price_key: str, override: float | None) -> float | None:
+    if override is not None:
+        return override
+    return PRICES.get(price_key)
+
+
+def estimate_cost(price: float | None, price_key: str, n: int, size: tuple[int, int]) -> float | None:
+    """Estimated USD for n images at size; None when the price is unknown."""
+    if price is None:
+        return None
+    if price_key.startswith(PER_MEGAPIXEL):
+        mp = max(1, -(-size[0] * size[1] // (1024 * 1024)))   # billed per started megapixel
+        return round(n * price * mp, 6)
+    return round(n * price, 6)
+
+
+# ---- secrets ----
+
+def require_env(names: tuple[str, ...], backend: str, how: str) -> str:
+    """The first set environment variable of names, or a one-line BackendError saying what to set."""
+    for n in names:
+        v = os.environ.get(n, "").strip()
+        if v:
+            return v
+    raise BackendError(f"{backend}: set the environment variable {' or '.join(names)} ({how}); "
+                       "keys are read from the environment only")
+
+
+_AUTH_PATTERNS = [
+    re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?)(bearer|key|token)?\s*[^\s\"',}]+"),
+    re.compile(r"(?i)\b(bearer|key)\s+[A-Za-z0-9_\-.:]{8,}"),
+    re.compile(r"(?i)(x-key[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]+"),
+    re.compile(r"\b(r8_[A-Za-z0-9]{8,}|sk-[A-Za-z0-9_\-]{8,})"),
+]
+
+
+def redact(text: str | None, extra: tuple[str, ...] = ()) -> str | None:
+    """Remove secret values (from SECRET_ENV and extra) and Authorization-like values from text."""
+    if text is None:
+        return None
+    secrets = [os.environ.get(n, "") for n in SECRET_ENV] + list(extra)
+    if os.environ.get("FAL_KEY_ID") and os.environ.get("FAL_KEY_SECRET"):
+        secrets.append(f"{os.environ['FAL_KEY_ID']}:{os.environ['FAL_KEY_SECRET']}")
+    for s in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
+        text = text.replace(s, "***")
+    text = _AUTH_PATTERNS[0].sub(lambda m: m.group(1) + "***", text)
+    text = _AUTH_PATTERNS[1].sub(lambda m: m.group(1) + " ***", text)
+    text = _AUTH_PATTERNS[2].sub(lambda m: m.group(1) + "***", text)
+    text = _AUTH_PATTERNS[3].sub("***", text)
+    return text
+
+
+def one_line(text: str, limit: int = 500) -> str:
+    text = " ".join(str(text).split())
+    return redact(text[:limit])
+
+
+# ---- failures and retries ----
+
+class RemoteFailure(Exception):
+    """A failed step of one item. transient: worth retrying; else final with status failed|filtered."""
+
+    def __init__(self, message: str, *, status: str = "failed", transient: bool = False,
+                 retry_after: float | None = None):
+        super().__init__(one_line(message))
+        self.message = one_line(message)
+        self.status = status
+        self.transient = transient
+        self.retry_after = retry_after
+
+
+def transient_status(code: int) -> bool:
+    return code in (408, 409, 425, 429) or 500 <= code <= 599
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        from email.utils import parsedate_to_datetime
+
+        dt = parsedate_to_datetime(value)
+        return max(0.0, dt.timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def http_failure(code: int, message: str, headers: Any = None, filtered: bool = False) -> RemoteFailure:
+    ra = parse_retry_after(headers.get("retry-after")) if headers is not None else None
+    if filtered:
+        return RemoteFailure(message, status="filtered")
+    return RemoteFailure(f"HTTP {code}: {message}", transient=transient_status(code), retry_after=ra)
+
+
+def classify_httpx(exc: BaseException) -> RemoteFailure | None:
+    """httpx exceptions -> RemoteFailure; None when exc is not an httpx error."""
+    import httpx
+
+    if isinstance(exc, httpx.HTTPStatusError):
+        r = exc.response
+        return http_failure(r.status_code, _response_message(r), r.headers)
+    if isinstance(exc, httpx.TimeoutException):
+        return RemoteFailure(f"timeout: {type(exc).__name__}", transient=True)
+    if isinstance(exc, httpx.TransportError):
+        return RemoteFailure(f"connection error: {type(exc).__name__}: {exc}", transient=True)
+    return None
+
+
+def _response_message(r) -> str:
+    try:
+        body = r.json()
+    except Exception:
+        return (r.text or r.reason_phrase or "")[:300]
+    if isinstance(body, dict):
+        for k in ("detail", "error", "message", "title"):
+            v = body.get(k)
+            if isinstance(v, dict):
+                v = v.get("message") or v.get("detail") or str(v)
+            if v:
+                return str(v)
+    return str(body)[:300]
+
+
+@dataclass
+class RetryPolicy:
+    attempts: int = 5                 # total tries of one step (1 = no retry)
+    base: float = 1.0                 # first backoff in seconds, doubled each time
+    max_delay: float = 60.0           # cap of one wait (also caps Retry-After)
+    rng: random.Random = field(default_factory=random.Random)
+    sleep: Callable[[float], None] = time.sleep
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        backoff = min(self.max_delay, self.base * 2 ** (attempt - 1)) * self.rng.uniform(0.5, 1.0)
+        if retry_after is not None:
+            return min(self.max_delay, retry_after + self.rng.uniform(0, 0.1 * self.base))
+        return backoff
+
+
+def with_retry(fn: Callable[[], T], policy: RetryPolicy, classify: Callable[[BaseException], RemoteFailure],
+               what: str, stats: dict[str, Any] | None = None) -> T:
+    """Call fn; retry transient failures per policy; raise a final RemoteFailure otherwise."""
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return fn()
+        except RemoteFailure as e:
+            failure = e
+        except Exception as e:  # noqa: BLE001 - classified below, never swallowed silently
+            failure = classify(e)
+        if stats is not None:
+            stats["retries"] = stats.get("retries", 0) + (1 if failure.transient else 0)
+            stats.setdefault("errors", []).append(f"{what}: {failure.message}"[:200])
+        if not failure.transient:
+            raise failure
+        if attempt >= policy.attempts:
+            raise RemoteFailure(f"{what}: gave up after {attempt} attempts: {failure.message}")
+        policy.sleep(policy.delay(attempt, failure.retry_after))
+
+
+def policy_from(opts: dict[str, Any]) -> RetryPolicy:
+    return RetryPolicy(attempts=opts["retries"] + 1, base=opts["retry_base"])
+
+
+# ---- downloads ----
+
+def _loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return
+    if parts.scheme == "http" and _loopback(parts.hostname) and os.environ.get(LOOPBACK_ENV) == "1":
+        return
+    raise RemoteFailure(f"refusing to download image from '{safe_url(url)}': only https and data: URIs are accepted")
+
+
+def safe_url(url: str) -> str:
+    """A URL without its query (signed URLs carry credentials there), for messages."""
+    if url.startswith("data:"):
+        return url[:30] + "..."
+    p = urlsplit(url)
+    return f"{p.scheme}://{p.netloc}{p.path}"
+
+
+def decode_image(data: bytes, content_type: str | None, source: str) -> tuple[Image.Image, dict[str, Any]]:
+    """Verify bytes as an image with PIL; returns the RGB image and facts about the original bytes."""
+    ctype = (content_type or "").split(";")[0].strip().lower()
+    if ctype and not ctype.startswith("image/"):
+        raise RemoteFailure(f"{source}: content type '{ctype}' is not an image")
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            fmt = probe.format
+            probe.verify()
+        img = Image.open(io.BytesIO(data))
+        img.load()
+    except Exception as e:  # noqa: BLE001 - PIL raises many kinds
+        raise RemoteFailure(f"{source}: not a valid image ({type(e).__name__}: {e})") from None
+    if img.mode != "RGB":
+        img = img.convert("RGB")
+    return img, {"source_sha256": hashlib.sha256(data).hexdigest(), "source_bytes": len(data),
+                 "source_format": fmt, "source_content_type": ctype or None}
+
+
+def fetch_image(src: str, client, *, max_bytes: int, policy: RetryPolicy,
+                stats: dict[str, Any] | None = None) -> tuple[Image.Image, dict[str, Any]]:
+    """An image from an https URL or a data: URI (see module doc). Expired URLs (403/404/410) are final."""
+    if src.startswith("data:"):
+        head, _, payload = src.partition(",")
+        ctype = head[5:].split(";")[0] or None
+        try:
+            data = base64.b64decode(payload, validate=True) if ";base64" in head else payload.encode()
+        except (binascii.Error, ValueError):
+            raise RemoteFailure("data: URI is not valid base64") from None
+        if len(data) > max_bytes:
+            raise RemoteFailure(f"image of {len(data)} bytes exceeds the {max_bytes}-byte cap")
+        return decode_image(data, ctype, "data: URI")
+    check_url(src)
+
+    def get() -> tuple[bytes, str | None]:
+        with client.stream("GET", src) as r:
+            if r.status_code in (401, 403, 404, 410):
+                raise RemoteFailure(f"image URL expired or no longer accessible (HTTP {r.status_code}): "
+                                    f"{safe_url(src)}; the service's files expire soon after generation, "
+                                    "rerun with --retry-failed to generate again")
+            if r.status_code >= 400:
+                raise http_failure(r.status_code, f"image download from {safe_url(src)}", r.headers)
+            length = r.headers.get("content-length")
+            if length and length.isdigit() and int(length) > max_bytes:
+                raise RemoteFailure(f"image of {length} bytes exceeds the {max_bytes}-byte cap")
+            buf = bytearray()
+            for chunk in r.iter_bytes():
+                buf += chunk
+                if len(buf) > max_bytes:
+                    raise RemoteFailure(f"image exceeds the {max_bytes}-byte cap")
+            return bytes(buf), r.headers.get("content-type")
+
+    data, ctype = with_retry(get, policy, classify_any, "download", stats)
+    return decode_image(data, ctype, safe_url(src))
+
+
+def classify_any(exc: BaseException) -> RemoteFailure:
+    f = classify_httpx(exc)
+    if f is not None:
+        return f
+    return RemoteFailure(f"{type(exc).__name__}: {exc}")
+
+
+def http_client(timeout: float):
+    import httpx
+
+    return httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)), follow_redirects=True)
+
+
+# ---- what every remote backend shares ----
+
+def common_options(opts: dict[str, Any], raw: str) -> None:
+    if opts["concurrency"] < 1:
+        raise BackendError(f"backend '{raw}': option 'concurrency' must be >= 1")
+    if opts["concurrency"] > 64:
+        raise BackendError(f"backend '{raw}': option 'concurrency' is at most 64")
+
+
+def common_config(opts: dict[str, Any], price: float | None) -> dict[str, Any]:
+    return {"concurrency": opts["concurrency"], "retries": opts["retries"], "timeout": opts["timeout"],
+            "price_per_image": price, "prices_as_of": PRICES_AS_OF}
+
+
+def finish(result, t0: float, stats: dict[str, Any]):
+    """Attach timing and retry facts to a GenResult."""
+    result.applied.setdefault("wall_s", round(time.perf_counter() - t0, 4))
+    result.applied["retries"] = stats.get("retries", 0)
+    if stats.get("errors"):
+        result.applied["transient_errors"] = stats["errors"][-5:]
+    if result.error:
+        result.error = one_line(result.error)
+    return result
+
+
+def run_item(backend_name: str, fn: Callable[[dict[str, Any]], Any]):
+    """Run one item's steps; a final RemoteFailure or an unexpected error becomes a failed/filtered GenResult."""
+    from . import GenResult
+
+    stats: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    try:
+        res = fn(stats)
+    except RemoteFailure as e:
+        res = GenResult(status=e.status, error=e.message)
+    except Exception as e:  # noqa: BLE001 - one item fails, the run goes on
+        res = GenResult(status="failed", error=f"{backend_name}: {type(e).__name__}: {e}")
+    return finish(res, t0, stats)
+
+
+class Budget:
+    """--max-cost across all remote backends of a run: submissions stop once the estimate reaches it."""
+
+    def __init__(self, max_cost: float | None):
+        self.max_cost = max_cost
+        self.spent = 0.0
+        self.lock = threading.Lock()
+
+    def take(self, amount: float | None) -> bool:
+        with self.lock:
+            if self.max_cost is None:
+                self.spent += amount or 0.0
+                return True
+            if self.spent + (amount or 0.0) > self.max_cost + 1e-12:
+                return False
+            self.spent += amount or 0.0
+            return True

@@ -1,0 +1,243 @@
+"""`replicate:OWNER/MODEL` through the `replicate` client (imported when used).
+
+Token: REPLICATE_API_TOKEN. Base URL: option base_url=, else REPLICATE_BASE_URL, else api.replicate.com.
+Options: steps, guidance, size=WxH, version=ID (pin a version), output_format=png|webp|jpg,
+safety_tolerance=1..6 (pro models), disable_safety_checker=true|false (schnell/dev; default false),
+plus the shared remote options (concurrency, retries, retry_base, timeout, poll_interval, price,
+max_download_mb). Set for evaluation: go_fast=false (fp8 is non-deterministic), prompt_upsampling=false,
+num_outputs=1, png output. The create call is retried here on 429/5xx (the client retries only GETs).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from typing import Any
+
+from ..errors import BackendError, EvalsuiteError
+from . import BackendSpec, GenRequest, GenResult, label_for, take_options
+from . import remote
+
+ASPECT_RATIOS = ("1:1", "16:9", "21:9", "3:2", "2:3", "4:5", "5:4", "3:4", "4:3", "9:16", "9:21")
+TOKEN_ENV = ("REPLICATE_API_TOKEN",)
+MODERATION_WORDS = ("nsfw", "safety", "moderat", "flagged", "sensitive")
+
+SCHEMA: dict[str, Any] = {**remote.COMMON_SCHEMA, "steps": int, "guidance": float, "size": "size", "version": str,
+                          "output_format": ("png", "webp", "jpg"), "safety_tolerance": int,
+                          "disable_safety_checker": bool, "base_url": str}
+
+
+def family(model: str) -> str:
+    name = model.split("/")[-1]
+    if "schnell" in name:
+        return "schnell"
+    if "pro" in name or "ultra" in name:
+        return "pro"
+    if "dev" in name:
+        return "dev"
+    return "other"
+
+
+def aspect_ratio(w: int, h: int) -> str:
+    def val(r: str) -> float:
+        a, b = r.split(":")
+        return int(a) / int(b)
+
+    return min(ASPECT_RATIOS, key=lambda r: abs(val(r) - w / h))
+
+
+def is_moderation(text: str | None) -> bool:
+    t = (text or "").lower()
+    return any(w in t for w in MODERATION_WORDS)
+
+
+class ReplicateBackend:
+    remote = True
+    max_batch_size = 1
+    labelled_noise = False
+
+    def __init__(self, spec: BackendSpec):
+        self.spec = spec.raw
+        self.name = spec.name
+        self.label = label_for(spec.raw)
+        if spec.quant:
+            raise EvalsuiteError(f"backend '{spec.raw}': remote models take no quantization")
+        model = spec.ref or ""
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", model):
+            raise EvalsuiteError(f"backend '{spec.raw}': expected replicate:OWNER/MODEL, got '{model}'")
+        self.model = model
+        self.family = family(model)
+        fam = self.family
+        opts = take_options(spec, SCHEMA, {
+            **remote.COMMON_DEFAULTS, "steps": {"schnell": 4, "dev": 28}.get(fam),
+            "guidance": 3.0 if fam == "dev" else None, "size": (1024, 1024), "version": None,
+            "output_format": "png", "safety_tolerance": 2, "disable_safety_checker": False, "base_url": None,
+        })
+        remote.common_options(opts, spec.raw)
+        if fam == "schnell" and opts["steps"] is not None and not 1 <= opts["steps"] <= 4:
+            raise EvalsuiteError(f"backend '{spec.raw}': option 'steps' is 1..4 for flux-schnell")
+        if fam == "dev" and not 1 <= opts["steps"] <= 50:
+            raise EvalsuiteError(f"backend '{spec.raw}': option 'steps' is 1..50 for flux-dev")
+        if not 1 <= opts["safety_tolerance"] <= 6:
+            raise EvalsuiteError(f"backend '{spec.raw}': option 'safety_tolerance' is 1..6")
+        self.opts = opts
+        self.default_size = tuple(opts["size"])
+        self.concurrency = opts["concurrency"]
+        self.price_key = f"replicate:{model}"
+        self.price_per_image = remote.price_per_image(self.price_key, opts["price"])
+        self.client = None
+
+    # -- the contract --
+
+    def inputs(self, req: GenRequest) -> dict[str, Any]:
+        """The model input for one request: the common parameters mapped to this model's schema."""
+        o = self.opts
+        inp: dict[str, Any] = {"prompt": req.prompt.prompt, "seed": req.seed, "output_format": o["output_format"]}
+        if self.family == "pro":
+            inp.update(aspect_ratio="custom", width=_multiple(req.width, 32, 256, 1440),
+                       height=_multiple(req.height, 32, 256, 1440), prompt_upsampling=False,
+                       safety_tolerance=o["safety_tolerance"])
+        else:
+            inp["aspect_ratio"] = aspect_ratio(req.width, req.height)
+        if self.family in ("schnell", "dev"):
+            inp.update(num_outputs=1, num_inference_steps=o["steps"], go_fast=False,
+                       megapixels="1" if req.width * req.height > 512 * 512 else "0.25",
+                       disable_safety_checker=o["disable_safety_checker"])
+        if self.family == "dev":
+            inp["guidance"] = o["guidance"]
+        return inp
+
+    def config(self) -> dict[str, Any]:
+        o = self.opts
+        return {"service": "replicate", "model": self.model, "version": o["version"], "family": self.family,
+                "steps": o["steps"], "guidance": o["guidance"], "output_format": o["output_format"],
+                "safety_tolerance": o["safety_tolerance"] if self.family == "pro" else None,
+                "disable_safety_checker": o["disable_safety_checker"], "go_fast": False,
+                "prompt_upsampling": False, "base_url": o["base_url"], "size": list(self.default_size),
+                **remote.common_config(o, self.price_per_image)}
+
+    def key(self) -> dict[str, Any]:
+        o = self.opts
+        return {"service": "replicate", "model": self.model, "version": o["version"], "steps": o["steps"],
+                "guidance": o["guidance"], "output_format": o["output_format"],
+                "safety_tolerance": o["safety_tolerance"] if self.family == "pro" else None,
+                "disable_safety_checker": o["disable_safety_checker"]}
+
+    def accepts(self, prompt) -> bool:
+        return True
+
+    def item_extra(self, prompt, seed):
+        return None
+
+    def estimate_cost(self, n: int, size: tuple[int, int]) -> float | None:
+        return remote.estimate_cost(self.price_per_image, self.price_key, n, size)
+
+    def prepare(self) -> None:
+        remote.require_env(TOKEN_ENV, self.label, "a Replicate API token")
+        try:
+            import replicate  # noqa: F401
+        except ImportError:
+            raise BackendError(f"{self.label}: the 'replicate' package is not installed (pip install replicate)") from None
+
+    def load(self) -> None:
+        import replicate
+
+        if self.client is None:
+            token = remote.require_env(TOKEN_ENV, self.label, "a Replicate API token")
+            self.client = replicate.Client(api_token=token, base_url=self.opts["base_url"],
+                                           event_hooks={"response": [_remember_retry_after]})
+            self.http = remote.http_client(self.opts["timeout"])
+            self.policy = remote.policy_from(self.opts)
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.http.close()
+
+    def generate(self, requests: list[GenRequest]) -> list[GenResult]:
+        return [self.generate_one(r) for r in requests]
+
+    def generate_one(self, req: GenRequest) -> GenResult:
+        self.load()
+        return remote.run_item(self.label, lambda stats: self._one(req, stats))
+
+    # -- one prediction --
+
+    def _one(self, req: GenRequest, stats: dict[str, Any]) -> GenResult:
+        inp = self.inputs(req)
+
+        def create():
+            if self.opts["version"]:
+                return self.client.predictions.create(version=self.opts["version"], input=inp)
+            return self.client.models.predictions.create(model=self.model, input=inp)
+
+        pred = remote.with_retry(create, self.policy, classify, "create", stats)
+        deadline = time.monotonic() + self.opts["timeout"]
+        while pred.status not in ("succeeded", "failed", "canceled"):
+            if time.monotonic() > deadline:
+                raise remote.RemoteFailure(f"prediction {pred.id} not finished after {self.opts['timeout']} s "
+                                           f"(status {pred.status})")
+            time.sleep(self.opts["poll_interval"])
+            pred = remote.with_retry(lambda: self.client.predictions.get(pred.id), self.policy, classify, "poll", stats)
+        applied: dict[str, Any] = {"service": "replicate", "model": pred.model or self.model,
+                                   "version": pred.version, "prediction_id": pred.id, "input": _public(inp),
+                                   "predict_time_s": (pred.metrics or {}).get("predict_time")}
+        if pred.status != "succeeded":
+            msg = pred.error or f"prediction {pred.status}"
+            status = "filtered" if is_moderation(str(msg)) else "failed"
+            return GenResult(status=status, error=f"replicate: {msg}", applied=applied, seed=req.seed)
+        out = pred.output
+        if isinstance(out, list):
+            out = [o for o in out if o]
+            if not out:
+                return GenResult(status="filtered", applied=applied, seed=req.seed,
+                                 error="replicate: no image returned (all outputs flagged by the safety checker)")
+            out = out[0]
+        if not isinstance(out, str):
+            raise remote.RemoteFailure(f"replicate: unexpected output {type(out).__name__}")
+        img, facts = remote.fetch_image(out, self.http, max_bytes=int(self.opts["max_download_mb"] * 2**20),
+                                        policy=self.policy, stats=stats)
+        applied.update(facts)
+        applied.update(width=img.width, height=img.height, steps=inp.get("num_inference_steps"),
+                       guidance=inp.get("guidance"))
+        m = re.search(r"[Uu]sing seed:?\s*(\d+)", pred.logs or "")
+        seed = int(m.group(1)) if m else req.seed
+        return GenResult(image=img, applied=applied, seed=seed)
+
+
+def _multiple(v: int, m: int, lo: int, hi: int) -> int:
+    return max(lo, min(hi, int(round(v / m)) * m))
+
+
+def _public(inp: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in inp.items() if k != "prompt"}
+
+
+def classify(exc: BaseException) -> remote.RemoteFailure:
+    try:
+        from replicate.exceptions import ModelError, ReplicateError
+    except ImportError:  # pragma: no cover
+        return remote.classify_any(exc)
+    if isinstance(exc, ReplicateError):
+        msg = exc.detail or exc.title or str(exc)
+        code = exc.status or 0
+        if code in (400, 422) and is_moderation(msg):
+            return remote.RemoteFailure(f"replicate: {msg}", status="filtered")
+        return remote.RemoteFailure(f"replicate: HTTP {code}: {msg}", transient=remote.transient_status(code),
+                                    retry_after=_RETRY_AFTER.__dict__.pop("value", None) if code == 429 else None)
+    if isinstance(exc, ModelError):
+        msg = getattr(exc.prediction, "error", None) or str(exc)
+        return remote.RemoteFailure(f"replicate: {msg}", status="filtered" if is_moderation(str(msg)) else "failed")
+    return remote.classify_any(exc)
+
+
+_RETRY_AFTER = threading.local()   # ReplicateError keeps no headers: a response hook remembers Retry-After
+
+
+def _remember_retry_after(response) -> None:
+    if response.status_code == 429:
+        _RETRY_AFTER.value = remote.parse_retry_after(response.headers.get("retry-after"))
+
+
+def replicate(spec: BackendSpec) -> ReplicateBackend:
+    return ReplicateBackend(spec)
