@@ -137,7 +137,9 @@ def _read_text(path: Path) -> str:
 def _table(path: Path, delimiter: str, wanted: dict[str, tuple[str, ...]], required: str):
     """Rows of a CSV/TSV as (line number, {role: value}); the header names the columns (any case)."""
     text = _read_text(path)
-    reader = csv.reader(text.splitlines(), delimiter=delimiter)
+    # TSV (PartiPrompts) has no quoting: a prompt may start with a quote. CSV uses standard quoting.
+    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+    reader = csv.reader(text.splitlines(), delimiter=delimiter, quoting=quoting)
     try:
         header = next(reader, None)
     except csv.Error as e:

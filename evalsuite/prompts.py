@@ -282,3 +282,50 @@ def load_prompt_set(
             raise EvalsuiteError(f"--limit must be at least 1, got {limit}")
         prompts = prompts[:limit]
     return ps.model_copy(update={"prompts": prompts})
+
+
+def list_prompt_sets() -> tuple[list[tuple[str, PromptSet, Path]], list[str]]:
+    """Every named set (name, loaded set, file) and one error line per set that does not load."""
+    rows, errors = [], []
+    for name, path in sorted(available_sets().items()):
+        try:
+            rows.append((name, load_prompt_file(path, name=name), path))
+        except EvalsuiteError as e:
+            errors.append(str(e))
+    return rows, errors
+
+
+def validate_source(source: str) -> tuple[PromptSet, list[str]]:
+    """Load a file, set name or FORMAT:PATH with every check; returns the set and its warnings."""
+    ps = load_prompt_set(source)
+    return ps, check_prompt_set(ps)
+
+
+def format_prompt(p: Prompt) -> str:
+    """A prompt as a few readable lines (for `evalsuite prompts show`)."""
+    lines = [f"{p.id}  [{p.category}]", f"  prompt:    {p.prompt}"]
+    if p.target_text:
+        lines.append("  targets:   " + " | ".join(p.target_text))
+    for j, neg in enumerate(p.negatives):
+        lines.append(("  negatives: " if j == 0 else "             ") + neg)
+    if p.tags:
+        lines.append("  tags:      " + ", ".join(p.tags))
+    return "\n".join(lines)
+
+
+def write_prompt_set(ps: PromptSet, out: str | Path, force: bool = False) -> Path:
+    """Write a set as YAML (.yaml/.yml) or JSONL (.jsonl), atomically; refuses to overwrite unless force."""
+    from .runfolder import atomic_write_text
+
+    out = Path(out)
+    if out.suffix not in PROMPT_SUFFIXES:
+        raise EvalsuiteError(f"{out}: the output must end in .yaml, .yml or .jsonl")
+    if out.exists() and not force:
+        raise EvalsuiteError(f"{out} exists; use --force to overwrite it")
+    if out.suffix == ".jsonl":
+        text = "".join(json.dumps(p.model_dump(), ensure_ascii=False) + "\n" for p in ps.prompts)
+    else:
+        text = dump_prompt_set_yaml(ps.name, ps.description, ps.prompts)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, text)
+    return out
