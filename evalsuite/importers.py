@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import re
 import sys
@@ -139,7 +140,7 @@ def _table(path: Path, delimiter: str, wanted: dict[str, tuple[str, ...]], requi
     text = _read_text(path)
     # TSV (PartiPrompts) has no quoting: a prompt may start with a quote. CSV uses standard quoting.
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
-    reader = csv.reader(text.splitlines(), delimiter=delimiter, quoting=quoting)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting)
     try:
         header = next(reader, None)
     except csv.Error as e:
