@@ -141,8 +141,9 @@ def _cmd_prompts_validate(args) -> int:
 
 def _cmd_prompts_import(args) -> int:
     from .importers import import_file
-    from .prompts import check_prompt_set, write_prompt_set
+    from .prompts import check_output_path, check_prompt_set, write_prompt_set
 
+    check_output_path(args.out, args.force)
     ps = import_file(args.format, args.path)
     if args.name:
         ps = ps.model_copy(update={"name": args.name})

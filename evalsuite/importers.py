@@ -49,7 +49,7 @@ def _is_opener(text: str, i: int) -> bool:
     nxt = text[i + 1] if i + 1 < len(text) else " "
     if prev.isalnum():  # don't, McDonald's, 12" pizza: inside or right after a word, never an opener
         return False
-    return not nxt.isspace()
+    return ch not in ("'", "\u2018") or not nxt.isspace()  # ' followed by a space is no opener
 
 
 def _is_closer(text: str, i: int, closer: str) -> bool:
@@ -140,7 +140,7 @@ def _table(path: Path, delimiter: str, wanted: dict[str, tuple[str, ...]], requi
     text = _read_text(path)
     # TSV (PartiPrompts) has no quoting: a prompt may start with a quote. CSV uses standard quoting.
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting, strict=True)
     try:
         header = next(reader, None)
     except csv.Error as e:

@@ -313,15 +313,21 @@ def format_prompt(p: Prompt) -> str:
     return "\n".join(lines)
 
 
-def write_prompt_set(ps: PromptSet, out: str | Path, force: bool = False) -> Path:
-    """Write a set as YAML (.yaml/.yml) or JSONL (.jsonl), atomically; refuses to overwrite unless force."""
-    from .runfolder import atomic_write_text
-
+def check_output_path(out: str | Path, force: bool = False) -> Path:
+    """A prompt file to write: .yaml/.yml/.jsonl, and not an existing file unless force."""
     out = Path(out)
     if out.suffix not in PROMPT_SUFFIXES:
         raise EvalsuiteError(f"{out}: the output must end in .yaml, .yml or .jsonl")
     if out.exists() and not force:
         raise EvalsuiteError(f"{out} exists; use --force to overwrite it")
+    return out
+
+
+def write_prompt_set(ps: PromptSet, out: str | Path, force: bool = False) -> Path:
+    """Write a set as YAML (.yaml/.yml) or JSONL (.jsonl), atomically; refuses to overwrite unless force."""
+    from .runfolder import atomic_write_text
+
+    out = check_output_path(out, force)
     if out.suffix == ".jsonl":
         text = "".join(json.dumps(p.model_dump(), ensure_ascii=False) + "\n" for p in ps.prompts)
     else:
