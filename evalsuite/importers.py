@@ -256,9 +256,14 @@ def _replace_once(text: str, old: str, new: str) -> str | None:
 
 
 def _swap_once(text: str, a: str, b: str) -> str | None:
+    """Swap two words that each occur once; the article before each follows (a orange -> an orange)."""
     if _replace_once(text, a, "\0") is None or _replace_once(text, b, "\0") is None:
         return None
-    return _replace_once(_replace_once(_replace_once(text, a, "\0"), b, a), "\0", b)
+    out = _replace_once(_replace_once(_replace_once(text, a, "\0"), b, a), "\0", b)
+    for w in (a, b):
+        out = re.sub(rf"\b([Aa])n? ({re.escape(w)})\b",
+                     lambda m: m.group(1) + ("n" if m.group(2)[:1].lower() in "aeiou" else "") + " " + m.group(2), out)
+    return out
 
 
 def geneval_negatives(prompt: str, include: list[dict], exclude: list[dict]) -> list[str]:

@@ -120,7 +120,7 @@ def test_geneval_metadata_tags_and_honest_negatives(tmp_path):
     assert by_cat["counting"].tags == ["include:cat:count=3", "exclude:cat:count=4"]
     assert by_cat["position"].negatives == ["a photo of a dog left of a teddy bear"]
     assert "include:dog:count=1:position=right of 0" in by_cat["position"].tags
-    assert by_cat["color_attr"].negatives == ["a photo of a orange vase and an green umbrella"]
+    assert by_cat["color_attr"].negatives == ["a photo of an orange vase and a green umbrella"]
     # no honest negative in the metadata: none made up
     for cat in ("single_object", "colors", "two_object"):
         assert by_cat[cat].negatives == [], cat
