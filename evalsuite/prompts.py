@@ -14,7 +14,7 @@ A YAML file is either a list of entries or a mapping with `name`, `description` 
 Rules checked on every load (errors name the file, the entry and the field): ids unique and file-safe,
 prompts non-empty, every negative different from the prompt and from the other negatives (compared
 case- and whitespace-insensitively, as CLIP's tokenizer sees them). `check_prompt_set` adds warnings
-(targets that do not appear verbatim in the prompt). A source `FORMAT:PATH` (parti:, drawbench:,
+(targets that do not appear verbatim in the prompt; quoted text in the prompt that is no target). A source `FORMAT:PATH` (parti:, drawbench:,
 geneval:, t2i-compbench:, text:, csv:) imports a public format on the fly (see evalsuite.importers).
 """
 
@@ -189,12 +189,18 @@ def _check_negatives(path: Path | str, index: int, p: Prompt) -> None:
 
 def check_prompt_set(ps: PromptSet) -> list[str]:
     """Warnings about a loaded (already valid) set: one line each, naming the file, entry and field."""
+    from .importers import extract_quoted
+
     warnings: list[str] = []
     for i, p in enumerate(ps.prompts):
+        where = f"{ps.source}: entry {i + 1} (id {p.id!r})"
         for j, t in enumerate(p.target_text):
             if t not in p.prompt:
-                warnings.append(f"{ps.source}: entry {i + 1} (id {p.id!r}): field 'target_text' item {j + 1} "
-                                f"{t!r} does not appear in the prompt")
+                warnings.append(f"{where}: field 'target_text' item {j + 1} {t!r} does not appear in the prompt")
+        for q in extract_quoted(p.prompt):
+            if q not in p.target_text:
+                warnings.append(f"{where}: field 'target_text' lacks the quoted text {q!r} of the prompt "
+                                "(no OCR score for it)")
     return warnings
 
 

@@ -243,6 +243,11 @@ def test_validate_cli_warns_on_missing_targets_and_fails_on_errors(tmp_path):
     assert r.returncode == 0
     assert f"warning: {warn}: entry 2 (id 'two'): field 'target_text' item 1 'EXIT' does not appear" in r.stderr
     assert "1 warning(s)" in r.stdout
+    quoted = write(tmp_path, BASE + "  - id: two\n    prompt: 'A mug printed \"BREW\"'\n", "quoted.yaml")
+    r = run_cli("prompts", "validate", quoted, timeout=60)
+    assert r.returncode == 0
+    assert r.stderr.strip() == (f"warning: {quoted}: entry 2 (id 'two'): field 'target_text' lacks the quoted text "
+                                "'BREW' of the prompt (no OCR score for it)")
     r = run_cli("prompts", "validate", warn, bad, timeout=60)
     assert r.returncode == 2
     errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
