@@ -19,8 +19,10 @@ def _add_run(sub) -> None:
                    help="backend specs NAME[@QUANT][:key=value,...], comma-separated or repeated, e.g. "
                         "flux-dev,flux-schnell or flux-dev:steps=20,guidance=3.5 or folder:PATH "
                         "(list them with `evalsuite backends`)")
-    p.add_argument("--prompts", "-p", default="smoke",
-                   help="prompt set: a name under prompts/ or a path to a .yaml/.jsonl file")
+    p.add_argument("--prompts", "-p", default="core",
+                   help="prompt set: a name under prompts/ (`evalsuite prompts list`), a path to a .yaml/.jsonl "
+                        "file, or FORMAT:PATH imported on the fly (parti:, drawbench:, geneval:, "
+                        "t2i-compbench:, text:, csv:)")
     p.add_argument("--category", action="append", metavar="NAME",
                    help="keep only prompts of this category (repeatable)")
     p.add_argument("--limit", type=int, help="keep only the first N prompts (after --category)")
@@ -74,6 +76,103 @@ def _cmd_backends(args) -> int:
     return 0
 
 
+def _add_prompts(sub) -> None:
+    p = sub.add_parser("prompts", help="list, show, validate and import prompt sets",
+                       description="Prompt sets: list the shipped ones, show one, validate files, import public formats.")
+    ps = p.add_subparsers(dest="prompts_command", required=True, metavar="ACTION")
+    q = ps.add_parser("list", help="every prompt set with its counts per category")
+    q.set_defaults(handler=_cmd_prompts_list)
+    q = ps.add_parser("show", help="print the prompts of a set (name, path or FORMAT:PATH)")
+    q.add_argument("name", metavar="NAME")
+    q.add_argument("--category", action="append", metavar="NAME", help="keep only this category (repeatable)")
+    q.add_argument("--limit", type=int, help="keep only the first N prompts")
+    q.add_argument("--jsonl", action="store_true", help="one JSON object per prompt instead of text")
+    q.set_defaults(handler=_cmd_prompts_show)
+    q = ps.add_parser("validate", help="check prompt files; exit 0 with warnings printed, 2 on errors")
+    q.add_argument("paths", nargs="+", metavar="PATH", help="file, set name or FORMAT:PATH")
+    q.set_defaults(handler=_cmd_prompts_validate)
+    from .importers import IMPORTERS
+
+    q = ps.add_parser("import", help="convert a public prompt file into an evalsuite prompt set",
+                      description="Formats: " + ", ".join(IMPORTERS) + ". Quoted text becomes target_text; "
+                                  "ids are slug + short hash of the prompt.")
+    q.add_argument("format", choices=list(IMPORTERS), metavar="FORMAT", help=" | ".join(IMPORTERS))
+    q.add_argument("path", metavar="PATH", help="the file (t2i-compbench: a file or a folder of .txt files)")
+    q.add_argument("-o", "--out", required=True, metavar="OUT", help="output .yaml or .jsonl file")
+    q.add_argument("--name", help="set name stored in the file (default FORMAT-<file stem>)")
+    q.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
+    q.set_defaults(handler=_cmd_prompts_import)
+
+
+def _cmd_prompts_list(args) -> int:
+    from .prompts import list_prompt_sets
+
+    rows, errors = list_prompt_sets()
+    width = max((len(name) for name, *_ in rows), default=4)
+    for name, ps, path in rows:
+        cats = ", ".join(f"{c} {n}" for c, n in ps.categories().items())
+        print(f"{name:<{width}}  {len(ps.prompts):>4} prompts  {cats}")
+    for msg in errors:
+        print(f"error: {msg}", file=sys.stderr)
+    return 2 if errors else 0
+
+
+def _cmd_prompts_show(args) -> int:
+    import json
+
+    from .prompts import format_prompt, load_prompt_set
+
+    ps = load_prompt_set(args.name, categories=args.category, limit=args.limit)
+    if args.jsonl:
+        for p in ps.prompts:
+            print(json.dumps(p.model_dump(), ensure_ascii=False))
+        return 0
+    cats = ", ".join(f"{c} {n}" for c, n in ps.categories().items())
+    print(f"{ps.name}: {len(ps.prompts)} prompts ({cats})\nsource: {ps.source}")
+    if ps.description:
+        print(ps.description.strip())
+    for p in ps.prompts:
+        print()
+        print(format_prompt(p))
+    return 0
+
+
+def _cmd_prompts_validate(args) -> int:
+    from .prompts import validate_source
+
+    failed = 0
+    for src in args.paths:
+        try:
+            ps, warnings = validate_source(src)
+        except EvalsuiteError as e:
+            print(f"error: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        for w in warnings:
+            print(f"warning: {w}", file=sys.stderr)
+        print(f"ok: {ps.source}: {len(ps.prompts)} prompts in {len(ps.categories())} categories"
+              + (f", {len(warnings)} warning(s)" if warnings else ""))
+    return 2 if failed else 0
+
+
+def _cmd_prompts_import(args) -> int:
+    from .importers import import_file
+    from .prompts import check_output_path, check_prompt_set, write_prompt_set
+
+    check_output_path(args.out, args.force)
+    ps = import_file(args.format, args.path)
+    if args.name:
+        ps = ps.model_copy(update={"name": args.name})
+    out = write_prompt_set(ps, args.out, force=args.force)
+    for w in check_prompt_set(ps):
+        print(f"warning: {w}", file=sys.stderr)
+    cats = ", ".join(f"{c} {n}" for c, n in ps.categories().items())
+    targets = sum(1 for p in ps.prompts if p.target_text)
+    negs = sum(1 for p in ps.prompts if p.negatives)
+    print(f"imported {len(ps.prompts)} prompts ({cats}); {targets} with target text, {negs} with negatives -> {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -85,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_run(sub)
     _add_backends(sub)
+    _add_prompts(sub)
     return parser
 
 

@@ -10,6 +10,12 @@ Schema of one entry (YAML mapping or one JSON object per line):
     tags:        list of free-form labels; default []
 
 A YAML file is either a list of entries or a mapping with `name`, `description` and `prompts`.
+
+Rules checked on every load (errors name the file, the entry and the field): ids unique and file-safe,
+prompts non-empty, every negative different from the prompt and from the other negatives (compared
+case- and whitespace-insensitively, as CLIP's tokenizer sees them). `check_prompt_set` adds warnings
+(targets that do not appear verbatim in the prompt; quoted text in the prompt that is no target). A source `FORMAT:PATH` (parti:, drawbench:,
+geneval:, t2i-compbench:, text:, csv:) imports a public format on the fly (see evalsuite.importers).
 """
 
 from __future__ import annotations
@@ -153,6 +159,7 @@ def parse_entries(path: Path, entries: list[Any]) -> list[Prompt]:
             p = Prompt.model_validate(entry)
         except ValidationError as e:
             raise _entry_error(path, i, entry, e) from None
+        _check_negatives(path, i, p)
         if p.id in seen:
             raise EvalsuiteError(
                 f"{path}: entry {i + 1}: field 'id' {p.id!r} duplicates entry {seen[p.id] + 1}"
@@ -160,6 +167,53 @@ def parse_entries(path: Path, entries: list[Any]) -> list[Prompt]:
         seen[p.id] = i
         prompts.append(p)
     return prompts
+
+
+def _loose(text: str) -> str:
+    """How CLIP's tokenizer sees a prompt: case and runs of whitespace do not matter."""
+    return " ".join(text.split()).lower()
+
+
+def _check_negatives(path: Path | str, index: int, p: Prompt) -> None:
+    where = f"{path}: entry {index + 1} (id {p.id!r})"
+    seen: dict[str, int] = {}
+    for j, neg in enumerate(p.negatives):
+        key = _loose(neg)
+        if key == _loose(p.prompt):
+            raise EvalsuiteError(f"{where}: field 'negatives' item {j + 1} is the same as the prompt; "
+                                 "a negative must change one thing")
+        if key in seen:
+            raise EvalsuiteError(f"{where}: field 'negatives' item {j + 1} repeats item {seen[key] + 1}")
+        seen[key] = j
+
+
+def check_prompt_set(ps: PromptSet) -> list[str]:
+    """Warnings about a loaded (already valid) set: one line each, naming the file, entry and field."""
+    from .importers import extract_quoted
+
+    warnings: list[str] = []
+    for i, p in enumerate(ps.prompts):
+        where = f"{ps.source}: entry {i + 1} (id {p.id!r})"
+        for j, t in enumerate(p.target_text):
+            if t not in p.prompt:
+                warnings.append(f"{where}: field 'target_text' item {j + 1} {t!r} does not appear in the prompt")
+        for q in extract_quoted(p.prompt):
+            if q not in p.target_text:
+                warnings.append(f"{where}: field 'target_text' lacks the quoted text {q!r} of the prompt "
+                                "(no OCR score for it)")
+    return warnings
+
+
+def dump_prompt_set_yaml(name: str, description: str, prompts: list[Prompt]) -> str:
+    """A prompt set as YAML in the layout of prompts/*.yaml (empty fields left out); loads back unchanged."""
+    import yaml
+
+    entries = []
+    for p in prompts:
+        d = p.model_dump()
+        entries.append({k: v for k, v in d.items() if v not in ([], None) and not (k == "category" and v == "uncategorized")})
+    data = {"name": name, "description": description, "prompts": entries}
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=1_000_000, default_flow_style=False)
 
 
 def _read_entries(path: Path) -> tuple[list[Any], dict[str, Any]]:
@@ -212,8 +266,14 @@ def load_prompt_set(
     categories: list[str] | None = None,
     limit: int | None = None,
 ) -> PromptSet:
-    """Load a prompt set by name (a file under prompts/) or path, then filter by category and limit."""
-    ps = load_prompt_file(resolve_prompt_source(name_or_path))
+    """Load a prompt set by name (a file under prompts/), path or FORMAT:PATH (imported on the fly),
+    then filter by category and limit."""
+    from .importers import import_source, split_import_source
+
+    if split_import_source(name_or_path):
+        ps = import_source(name_or_path)
+    else:
+        ps = load_prompt_file(resolve_prompt_source(name_or_path))
     prompts = ps.prompts
     if categories:
         known = set(ps.categories())
@@ -228,3 +288,56 @@ def load_prompt_set(
             raise EvalsuiteError(f"--limit must be at least 1, got {limit}")
         prompts = prompts[:limit]
     return ps.model_copy(update={"prompts": prompts})
+
+
+def list_prompt_sets() -> tuple[list[tuple[str, PromptSet, Path]], list[str]]:
+    """Every named set (name, loaded set, file) and one error line per set that does not load."""
+    rows, errors = [], []
+    for name, path in sorted(available_sets().items()):
+        try:
+            rows.append((name, load_prompt_file(path, name=name), path))
+        except EvalsuiteError as e:
+            errors.append(str(e))
+    return rows, errors
+
+
+def validate_source(source: str) -> tuple[PromptSet, list[str]]:
+    """Load a file, set name or FORMAT:PATH with every check; returns the set and its warnings."""
+    ps = load_prompt_set(source)
+    return ps, check_prompt_set(ps)
+
+
+def format_prompt(p: Prompt) -> str:
+    """A prompt as a few readable lines (for `evalsuite prompts show`)."""
+    lines = [f"{p.id}  [{p.category}]", f"  prompt:    {p.prompt}"]
+    if p.target_text:
+        lines.append("  targets:   " + " | ".join(p.target_text))
+    for j, neg in enumerate(p.negatives):
+        lines.append(("  negatives: " if j == 0 else "             ") + neg)
+    if p.tags:
+        lines.append("  tags:      " + ", ".join(p.tags))
+    return "\n".join(lines)
+
+
+def check_output_path(out: str | Path, force: bool = False) -> Path:
+    """A prompt file to write: .yaml/.yml/.jsonl, and not an existing file unless force."""
+    out = Path(out)
+    if out.suffix not in PROMPT_SUFFIXES:
+        raise EvalsuiteError(f"{out}: the output must end in .yaml, .yml or .jsonl")
+    if out.exists() and not force:
+        raise EvalsuiteError(f"{out} exists; use --force to overwrite it")
+    return out
+
+
+def write_prompt_set(ps: PromptSet, out: str | Path, force: bool = False) -> Path:
+    """Write a set as YAML (.yaml/.yml) or JSONL (.jsonl), atomically; refuses to overwrite unless force."""
+    from .runfolder import atomic_write_text
+
+    out = check_output_path(out, force)
+    if out.suffix == ".jsonl":
+        text = "".join(json.dumps(p.model_dump(), ensure_ascii=False) + "\n" for p in ps.prompts)
+    else:
+        text = dump_prompt_set_yaml(ps.name, ps.description, ps.prompts)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, text)
+    return out

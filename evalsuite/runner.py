@@ -176,7 +176,7 @@ class _Plan:
 
 def run(
     backends: str | Iterable[str],
-    prompts: str = "smoke",
+    prompts: str = "core",
     *,
     seeds: Iterable[int] | str | None = None,
     num_seeds: int | None = None,
