@@ -176,13 +176,22 @@ def run(
     progress: bool = True,
     argv: list[str] | None = None,
     log=None,
+    score: bool = True,
+    scorers: str | Iterable[str] | None = ("clip", "ocr"),
+    ocr: str | Iterable[str] | None = ("easyocr",),
+    clip_model: str | None = None,
 ) -> RunResult:
     """Generate every prompt x seed with each backend into `run_dir`; resume where a run stopped.
 
-    Nothing is written before every input is validated. Returns a RunResult with per-backend counts.
+    Nothing is written before every input is validated. Returns a RunResult with per-backend counts;
+    with score=True (default) the run is then scored (evalsuite.scoring.score_run) into result.scores.
     """
     log = log or (lambda msg: print(msg, file=sys.stderr))
     # 1. Validate everything before writing anything.
+    if score:
+        from .scoring import validate_options
+
+        validate_options(scorers, ocr, clip_model)
     specs = split_backend_specs(backends)
     seed_list = resolve_seeds(seeds, num_seeds)
     if isinstance(size, str):
@@ -279,6 +288,10 @@ def run(
             atomic_write_json(run_dir / "run.json", info.model_dump())
             if hasattr(b, "close"):
                 b.close()
+    if score:
+        from .scoring import score_run
+
+        result.scores = score_run(run_dir, scorers, ocr=ocr, clip_model=clip_model, progress=progress, log=log)
     return result
 
 

@@ -43,5 +43,5 @@ def demo_run(tmp_path_factory):
     import evalsuite
 
     d = tmp_path_factory.mktemp("runs") / "demo"
-    evalsuite.run("flux-tiny,reference", "smoke", run_dir=d, progress=False, log=lambda m: None)
+    evalsuite.run("flux-tiny,reference", "smoke", run_dir=d, progress=False, log=lambda m: None, score=False)
     return d
