@@ -264,11 +264,16 @@ def item_text_metrics(targets: Sequence[str], readings: Sequence[Reading]) -> tu
     main = max(range(len(readings)), key=lambda ei: (
         sum(res["lenient"]["similarity"] for res in per_engine[ei]) / max(len(targets), 1), -ei))
     r = readings[main]
-    matched = set()
+    # each matched target claims its own window (a target asked twice claims two), greedily in order
+    matched: set[int] = set()
+    masked = list(r.text["lenient"])
     for res in per_engine[main]:
-        if res["lenient"]["outcome"] != GARBLED:
-            s, e = res["lenient"]["span"]
+        if res["lenient"]["outcome"] == GARBLED:
+            continue
+        sim, s, e = best_window(normalize(res["target"], "lenient"), "".join(masked))
+        if sim >= NEAR_MISS_THRESHOLD:
             matched.update(range(s, e))
+            masked[s:e] = ["\0"] * (e - s)
     confident = [i for i, o in enumerate(r.owner) if o >= 0 and r.boxes[o].confidence >= CONFIDENT]
     if targets:
         values[("extra_text", "lenient")] = (sum(i not in matched for i in confident) / len(confident)) if confident else 0.0
