@@ -18,20 +18,20 @@ def read(engine, img, targets):
 
 def test_easyocr_clean_near_miss_garbled_blank():
     font = font_paths()[0]
-    (v, det), _ = read("easyocr", render_text(["OPEN 24 HOURS"], 512, 512, font), ["OPEN 24 HOURS"])
+    (v, det), _ = read("easyocr", render_text(["OPEN 24 HOURS"], 384, 192, font), ["OPEN 24 HOURS"])
     assert det["targets"][0]["lenient"]["outcome"] == "exact" and v[("text_exact", "lenient")] == 1.0
     # two letters swapped in the image: 2 edits over 12 characters
-    (v, det), _ = read("easyocr", render_text(["FRESH COFEFE"], 512, 512, font), ["FRESH COFFEE"])
+    (v, det), _ = read("easyocr", render_text(["FRESH COFEFE"], 384, 192, font), ["FRESH COFFEE"])
     assert det["targets"][0]["lenient"]["outcome"] == "near_miss"
     assert v[("text_similarity", "lenient")] == pytest.approx(1 - 2 / 12, abs=0.01)
-    (v, det), _ = read("easyocr", render_text(["GARDEN PARTY"], 512, 512, font), ["NO PARKING"])
+    (v, det), _ = read("easyocr", render_text(["GARDEN PARTY"], 384, 192, font), ["NO PARKING"])
     assert det["targets"][0]["lenient"]["outcome"] == "garbled" and v[("text_exact", "lenient")] == 0.0
     (v, det), boxes = read("easyocr", Image.new("RGB", (256, 256), (246, 244, 238)), ["OPEN"])
     assert boxes == [] and v[("ocr_chars", "lenient")] == 0.0 and v[("text_similarity", "lenient")] == 0.0
 
 
 def test_rapidocr_reads_clean_text():
-    (v, det), boxes = read("rapidocr", render_text(["OPEN 24 HOURS"], 512, 512, font_paths()[0]), ["OPEN 24 HOURS"])
+    (v, det), boxes = read("rapidocr", render_text(["OPEN 24 HOURS"], 384, 192, font_paths()[0]), ["OPEN 24 HOURS"])
     assert v[("text_exact", "lenient")] == 1.0 and all(b.confidence > 0.5 for b in boxes)
 
 
@@ -81,24 +81,31 @@ def test_cli_score_offline_redoes_nothing_and_combines_engines(scored_demo_run, 
         assert (best >= one.reindex(best.index)).all()       # per target the best engine: never worse
 
 
-def test_cli_errors_are_one_line(demo_run, tmp_path):
-    for args in (["--ocr", "tesseract"], ["--scorers", "vqa"], ["--clip-model", "NoSuchNet:openai"]):
-        r = run_cli("score", demo_run, *args, env=cli_env())
-        assert r.returncode == 2 and r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, r.stderr
-    r = run_cli("score", tmp_path, env=cli_env())
-    assert r.returncode == 2 and "not a run folder" in r.stderr
-    # `run` validates the scoring flags before generating anything
+def test_bad_input_errors(demo_run, tmp_path):
+    import evalsuite
+    from evalsuite.errors import EvalsuiteError
+
+    for kwargs in ({"ocr": "tesseract"}, {"scorers": "vqa"}, {"clip_model": "NoSuchNet:openai"}):
+        with pytest.raises(EvalsuiteError) as e:
+            evalsuite.score(demo_run, **kwargs)
+        assert "\n" not in str(e.value)
+    with pytest.raises(EvalsuiteError, match="not a run folder"):
+        evalsuite.score(tmp_path)
+    # the CLI: one line, exit 2; `run` validates the scoring flags before generating anything
     r = run_cli("run", "-b", "reference", "--ocr", "tesseract", "--run-dir", tmp_path / "new", env=cli_env())
-    assert r.returncode == 2 and not (tmp_path / "new").exists()
+    assert r.returncode == 2 and r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, r.stderr
+    assert not (tmp_path / "new").exists()
 
 
 def test_run_scores_as_it_goes_and_no_score(tmp_path):
-    r = run_cli("run", "-b", "flux-tiny,reference", "-p", "smoke", "--seeds", "0", "--scorers", "ocr",
+    r = run_cli("run", "-b", "reference", "-p", "smoke", "--seeds", "0", "--limit", "1", "--scorers", "ocr",
                 "--run-dir", tmp_path / "a", "--no-progress", env=cli_env())
     assert r.returncode == 0, r.stderr
-    assert "text acc [95% CI]" in r.stdout and "ocr easyocr: scored 9, cached 0" in r.stdout
-    lines = {ln.split()[0]: ln for ln in r.stdout.splitlines() if ln.startswith(("reference ", "flux-tiny "))}
-    assert "100% [100, 100]" in lines["reference"] and "0% [0, 0]" in lines["flux-tiny"]
-    r = run_cli("run", "-b", "reference", "-p", "smoke", "--seeds", "0", "--no-score", "--run-dir", tmp_path / "b",
-                "--no-progress", env=cli_env())
-    assert r.returncode == 0 and not (tmp_path / "b" / "scores").exists()
+    assert "text acc [95% CI]" in r.stdout and "ocr easyocr: scored 1, cached 0" in r.stdout
+    line = next(ln for ln in r.stdout.splitlines() if ln.startswith("reference "))
+    assert "100% [100, 100]" in line and "usually correct" in line
+    import evalsuite
+
+    r = evalsuite.run("reference", "smoke", seeds=[0], limit=1, run_dir=tmp_path / "b", progress=False,
+                      log=lambda m: None, score=False)
+    assert r.scores is None and not (tmp_path / "b" / "scores").exists()
