@@ -31,7 +31,7 @@ def test_easyocr_clean_near_miss_garbled_blank():
 
 
 def test_rapidocr_reads_clean_text():
-    (v, det), boxes = read("rapidocr", render_text(["OPEN 24 HOURS"], 384, 192, font_paths()[0]), ["OPEN 24 HOURS"])
+    (v, det), boxes = read("rapidocr", render_text(["OPEN 24 HOURS"], 512, 512, font_paths()[0]), ["OPEN 24 HOURS"])
     assert v[("text_exact", "lenient")] == 1.0 and all(b.confidence > 0.5 for b in boxes)
 
 
