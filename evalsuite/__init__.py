@@ -10,4 +10,25 @@ def run(*args, **kwargs):
     return _run(*args, **kwargs)
 
 
-__all__ = ["run", "__version__"]
+def score(*args, **kwargs):
+    """(Re)score a run folder, doing only work not already done. See evalsuite.scoring.score_run."""
+    from .scoring import score_run
+
+    return score_run(*args, **kwargs)
+
+
+def load_scores(*args, **kwargs):
+    """The score table of a run folder (pandas DataFrame). See evalsuite.scoring.load_scores."""
+    from .scoring import load_scores as _load
+
+    return _load(*args, **kwargs)
+
+
+def aggregate(*args, **kwargs):
+    """Means/rates with 95% bootstrap CIs per backend (or by=...). See evalsuite.scoring.aggregate."""
+    from .scoring import aggregate as _aggregate
+
+    return _aggregate(*args, **kwargs)
+
+
+__all__ = ["run", "score", "load_scores", "aggregate", "__version__"]

@@ -44,7 +44,18 @@ def _add_run(sub) -> None:
     p.add_argument("--max-calls-without-confirm", type=int, default=50, metavar="N",
                    help="more paid remote calls than this need --yes")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-score", action="store_true", help="generate only; score later with `evalsuite score`")
+    _add_score_options(p)
     p.set_defaults(handler=_cmd_run)
+
+
+def _add_score_options(p) -> None:
+    p.add_argument("--scorers", default="clip,ocr", help="scorers to run, comma-separated: clip, ocr")
+    p.add_argument("--ocr", default="easyocr",
+                   help="OCR engine(s): easyocr, rapidocr, or easyocr,rapidocr (per target the best of both)")
+    p.add_argument("--clip-model", default=None,
+                   help="open_clip model NAME:PRETRAINED (default ViT-L-14:openai), NAME:/path/ckpt.pt or "
+                        "CONFIG.json:/path/ckpt.pt")
 
 
 def _cmd_run(args) -> int:
@@ -55,9 +66,38 @@ def _cmd_run(args) -> int:
         limit=args.limit, size=args.size, run_dir=args.run_dir, retry_failed=args.retry_failed,
         progress=not args.no_progress, argv=sys.argv[1:], retry_filtered=args.retry_filtered,
         concurrency=args.concurrency, yes=args.yes, dry_run=args.dry_run, max_cost=args.max_cost,
-        max_calls_without_confirm=args.max_calls_without_confirm,
+        max_calls_without_confirm=args.max_calls_without_confirm, score=not args.no_score,
+        scorers=args.scorers, ocr=args.ocr, clip_model=args.clip_model,
     )
     print(result.summary())
+    if result.scores is not None:
+        print(result.scores.summary())
+        print(result.scores.text())
+    return 0
+
+
+def _add_score(sub) -> None:
+    p = sub.add_parser(
+        "score", help="(re)score a run folder, doing only work not already done",
+        description="Score every finished item of a run folder (CLIP alignment, prompt following, OCR text "
+                    "accuracy) and print a per-backend table with 95% bootstrap CIs. Scores are cached by "
+                    "scorer identity, image and prompt: a rescore with the same scorers computes nothing.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run folder written by `evalsuite run`")
+    _add_score_options(p)
+    p.add_argument("--clip-batch-size", type=int, default=None, help="images per CLIP batch (default 16)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(handler=_cmd_score)
+
+
+def _cmd_score(args) -> int:
+    from .scoring import score_run
+
+    result = score_run(args.run_dir, args.scorers, ocr=args.ocr, clip_model=args.clip_model,
+                       clip_batch_size=args.clip_batch_size, progress=not args.no_progress)
+    print(result.summary())
+    print(result.text())
     return 0
 
 
@@ -183,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"evalsuite {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_run(sub)
+    _add_score(sub)
     _add_backends(sub)
     _add_prompts(sub)
     return parser

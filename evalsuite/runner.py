@@ -194,6 +194,10 @@ def run(
     progress: bool = True,
     argv: list[str] | None = None,
     log=None,
+    score: bool = True,
+    scorers: str | Iterable[str] | None = ("clip", "ocr"),
+    ocr: str | Iterable[str] | None = ("easyocr",),
+    clip_model: str | None = None,
 ) -> RunResult:
     """Generate every prompt x seed with each backend into `run_dir`; resume where a run stopped.
 
@@ -202,9 +206,14 @@ def run(
     local backends generate in this thread; before the first paid call the calls and an estimated cost are
     printed, and above `max_calls_without_confirm` paid calls `yes=True` is required. `dry_run` prints
     the plan and returns without writing anything; `max_cost` (USD) stops submitting remote calls.
+    With score=True (default) the run is then scored (evalsuite.scoring.score_run) into result.scores.
     """
     log = log or (lambda msg: print(msg, file=sys.stderr))
     # 1. Validate everything before writing anything.
+    if score:
+        from .scoring import validate_options
+
+        validate_options(scorers, ocr, clip_model)
     specs = split_backend_specs(backends)
     seed_list = resolve_seeds(seeds, num_seeds)
     if isinstance(size, str):
@@ -344,6 +353,10 @@ def run(
         if c.not_attempted:
             log(f"{label}: {c.not_attempted} item(s) not attempted (--max-cost reached or interrupted); "
                 "rerun to continue")
+    if score:
+        from .scoring import score_run
+
+        result.scores = score_run(run_dir, scorers, ocr=ocr, clip_model=clip_model, progress=progress, log=log)
     return result
 
 

@@ -43,5 +43,18 @@ def demo_run(tmp_path_factory):
     import evalsuite
 
     d = tmp_path_factory.mktemp("runs") / "demo"
-    evalsuite.run("flux-tiny,reference", "smoke", run_dir=d, progress=False, log=lambda m: None)
+    evalsuite.run("flux-tiny,reference", "smoke", run_dir=d, progress=False, log=lambda m: None, score=False)
+    return d
+
+
+@pytest.fixture(scope="session")
+def scored_demo_run(demo_run, tmp_path_factory):
+    """A copy of demo_run scored with the defaults (CLIP ViT-L-14:openai is unavailable offline: missing; EasyOCR)."""
+    import shutil
+
+    import evalsuite
+
+    d = tmp_path_factory.mktemp("runs") / "scored"
+    shutil.copytree(demo_run, d)
+    evalsuite.score(d, progress=False, log=lambda m: None)
     return d

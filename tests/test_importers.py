@@ -238,7 +238,7 @@ def test_on_the_fly_import_as_a_prompt_source(tmp_path):
     assert [p.target_text for p in ps.prompts] == [["Deep Learning"], ["OPEN"]]
     # the reference backend renders the targets: only the two Text prompts have any
     res = evalsuite.run("reference", f"drawbench:{src}", seeds=[0], run_dir=tmp_path / "run", progress=False,
-                        log=lambda m: None)
+                        log=lambda m: None, score=False)
     assert res.backends["reference"].generated == 2 and res.backends["reference"].skipped_prompts == 2
     info = json.loads((tmp_path / "run" / "run.json").read_text())
     assert info["prompt_set"]["source"] == f"drawbench:{src}" and info["prompt_set"]["count"] == 4

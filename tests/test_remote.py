@@ -71,6 +71,7 @@ def fakes(tls, monkeypatch):
 def _run(spec, d, **kw):
     kw.setdefault("limit", 2)
     kw.setdefault("size", "64x64")
+    kw.setdefault("score", False)  # the CLI test below scores remote images like local ones
     return evalsuite.run(spec, "smoke", run_dir=d, progress=False, log=kw.pop("log", lambda m: None), **kw)
 
 

