@@ -101,6 +101,9 @@ class FluxBackend:
         self.loras = parse_loras(spec)
         if opts["fuse_lora"] and not self.loras:
             raise EvalsuiteError(f"backend '{spec.raw}': fuse_lora=true needs lora=PATH")
+        if self.loras and self.quant in ("int8", "int4"):
+            raise EvalsuiteError(f"backend '{spec.raw}': lora= cannot be combined with @{self.quant} (diffusers cannot load "
+                                 "LoRA weights into optimum-quanto layers); use @torchao-int8, @nf4 or @gguf with LoRA")
         if opts["fuse_lora"] and self.quant:
             raise EvalsuiteError(f"backend '{spec.raw}': fuse_lora=true cannot be combined with @{self.quant} "
                                  "(fusing needs full-precision weights); drop fuse_lora")
@@ -195,6 +198,8 @@ class FluxBackend:
                     from .tiny import build_tiny_flux
 
                     base = build_tiny_flux()
+                    if dtype != torch.float32:
+                        base = base.to(dtype=dtype)
                     base.transformer.save_config(Path(tmp) / "transformer")
                     config_folder = Path(tmp)
                 try:
@@ -207,7 +212,7 @@ class FluxBackend:
                     pipe = FluxPipeline.from_pretrained(self.local_path, transformer=transformer, dtype=dtype)
                 else:
                     parts = {k: v for k, v in base.components.items() if k != "transformer"}
-                    pipe = FluxPipeline(transformer=transformer, **parts).to(dtype=dtype)
+                    pipe = FluxPipeline(transformer=transformer, **parts)
             elif self.local_path is not None and not self.opts["damage"]:
                 qc = Q.pipeline_quant_config(q, comps, "transformer", dtype) if q else None
                 pipe = FluxPipeline.from_pretrained(self.local_path, dtype=dtype, quantization_config=qc)

@@ -75,6 +75,9 @@ class SDXLBackend:
         self.loras = parse_loras(spec)
         if opts["fuse_lora"] and not self.loras:
             raise EvalsuiteError(f"backend '{spec.raw}': fuse_lora=true needs lora=PATH")
+        if self.loras and self.quant in ("int8", "int4"):
+            raise EvalsuiteError(f"backend '{spec.raw}': lora= cannot be combined with @{self.quant} (diffusers cannot load "
+                                 "LoRA weights into optimum-quanto layers); use @torchao-int8, @nf4 or @gguf with LoRA")
         if opts["fuse_lora"] and self.quant:
             raise EvalsuiteError(f"backend '{spec.raw}': fuse_lora=true cannot be combined with @{self.quant} "
                                  "(fusing needs full-precision weights); drop fuse_lora")
