@@ -260,3 +260,11 @@ def test_gguf_ref_only_with_gguf():
     assert (s.quant, s.ref, s.options) == ("gguf", "/w/flux1-dev-Q4_0.gguf", {"steps": "20"})
     with pytest.raises(EvalsuiteError, match="option '/w/x.gguf' is not key=value"):
         parse_spec("flux-dev@int8:/w/x.gguf")
+
+
+def test_gguf_fetches_no_transformer_weights_from_the_hub():
+    from evalsuite.backends.flux import hub_patterns
+
+    assert "transformer/*" in hub_patterns(None) and "transformer/*" in hub_patterns("int8")
+    g = hub_patterns("gguf")
+    assert "transformer/*" not in g and "transformer/config.json" in g and "text_encoder_2/*" in g

@@ -31,6 +31,15 @@ HUB_PATTERNS = [
     "tokenizer/*", "tokenizer_2/*", "transformer/*", "vae/*",
 ]
 
+
+
+def hub_patterns(quant: str | None) -> list[str]:
+    """With @gguf the transformer comes from the GGUF file: fetch only its config, not its 23 GB of weights."""
+    if quant == "gguf":
+        return [p for p in HUB_PATTERNS if p != "transformer/*"] + ["transformer/config.json"]
+    return list(HUB_PATTERNS)
+
+
 MODELS = {
     "flux-dev": dict(model_id="black-forest-labs/FLUX.1-dev", steps=28, guidance=3.5,
                      max_sequence_length=512, size=(1024, 1024), gated=True,
@@ -118,7 +127,7 @@ class FluxBackend:
     def prepare(self) -> None:
         """Find the weights: a local folder (path=), the built-in miniature, or the Hugging Face cache/hub."""
         self.local_path, self.revision, self.weights_id = resolve_weights(
-            self.spec, self.name, self.model_id, self.revision, self.opts["path"], HUB_PATTERNS)
+            self.spec, self.name, self.model_id, self.revision, self.opts["path"], hub_patterns(self.quant))
         if self.weights_id is None:  # flux-tiny, built in memory
             from .tiny import TINY_FLUX_VERSION
 
