@@ -58,7 +58,7 @@ def test_lora_changes_images_and_scale_zero_does_not(lora_run):
     base, lora, zero = img[lab["base"]], img[lab["lora"]], img[lab["zero"]]
     for k in base:
         diff = np.abs(lora[k].astype(int) - base[k].astype(int))
-        assert diff.mean() > 0.1 and psnr(lora[k], base[k]) < 55, k   # the LoRA changes the pixels
+        assert diff.mean() > 0.5 and psnr(lora[k], base[k]) < 45, k   # the LoRA changes the pixels
         assert np.array_equal(zero[k], base[k]), k                      # scale 0: the LoRA adds nothing
         # ... but it is still another cache key (the LoRA and its scale are recorded)
         assert len({keys[lab[x]][k] for x in ("base", "lora", "zero", "halves", "fused")}) == 5
@@ -68,8 +68,14 @@ def test_two_half_scale_loras_equal_one_full_and_fused_equals_unfused(lora_run):
     d, lab = lora_run
     img, _ = pixels(d)
     for k in img[lab["lora"]]:
-        assert psnr(img[lab["halves"]][k], img[lab["lora"]][k]) > 45, k
-        assert psnr(img[lab["fused"]][k], img[lab["lora"]][k]) > 45, k
+        lora, base = img[lab["lora"]][k], img[lab["base"]][k]
+        effect = psnr(lora, base)
+        print(f"PSNR LoRA vs base {effect:.1f} dB, two halves vs one {psnr(img[lab['halves']][k], lora):.1f} dB, "
+              f"fused vs unfused {psnr(img[lab['fused']][k], lora):.1f} dB")
+        assert effect < 45
+        assert psnr(img[lab["halves"]][k], lora) > effect + 10, k
+        # fused weights stay fused once the adapter layers are unloaded
+        assert psnr(img[lab["fused"]][k], lora) > effect + 10, k
 
 
 def test_lora_recorded_in_run_json(lora_run, lora_files):

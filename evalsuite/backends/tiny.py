@@ -150,10 +150,11 @@ def save_tiny_sdxl(folder: str | Path, seed: int = 0) -> Path:
     return folder
 
 
-def save_tiny_flux_lora(path: str | Path, seed: int = 0, rank: int = 4,
+def save_tiny_flux_lora(path: str | Path, seed: int = 0, rank: int = 4, strength: float = 4.0,
                         target_modules: tuple[str, ...] = ("to_q", "to_k", "to_v", "to_out.0")) -> Path:
     """A random LoRA for flux-tiny's transformer, built with peft and saved in diffusers' LoRA format
-    (FluxPipeline.save_lora_weights). Non-zero B matrices, so it really changes the images. For tests and demos.
+    (FluxPipeline.save_lora_weights). Non-zero B matrices (peft's random init times `strength`), so it
+    clearly changes the images. For tests and demos.
     """
     import torch
     from diffusers import FluxPipeline
@@ -165,6 +166,6 @@ def save_tiny_flux_lora(path: str | Path, seed: int = 0, rank: int = 4,
     torch.manual_seed(seed)
     pipe.transformer.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights=False,
                                             target_modules=list(target_modules)))
-    FluxPipeline.save_lora_weights(path.parent, transformer_lora_layers=get_peft_model_state_dict(pipe.transformer),
-                                   weight_name=path.name)
+    layers = {k: (v * strength if "lora_B" in k else v) for k, v in get_peft_model_state_dict(pipe.transformer).items()}
+    FluxPipeline.save_lora_weights(path.parent, transformer_lora_layers=layers, weight_name=path.name)
     return path
