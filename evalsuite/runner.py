@@ -525,6 +525,7 @@ def _generate_backend(b, todo, run_dir: Path, info: RunInfo, counts: BackendCoun
     load_s = time.perf_counter() - t0
     info.backends[b.label].load_s = round(load_s, 4)
     cfg = b.config()
+    info.backends[b.label].config = cfg  # now with what load() measured (e.g. weight memory)
     # First call alone (the warm-up, excluded from medians), then batches of the backend's size.
     batches = [todo[:1]] + [todo[i:i + b.max_batch_size] for i in range(1, len(todo), b.max_batch_size)]
     bar = tqdm(total=len(todo), desc=b.label, unit="img", disable=not progress, file=sys.stderr, dynamic_ncols=True)

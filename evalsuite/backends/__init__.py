@@ -68,15 +68,23 @@ class RegistryEntry:
     summary: str
     takes_ref: bool = False
     default_ref: str | None = None     # presets: the service model they stand for; comfyui: the default URL
+    ref_with_quant: tuple[str, ...] = ()  # quant schemes that take a positional ref (flux-dev@gguf:PATH)
 
 
 REGISTRY: dict[str, RegistryEntry] = {
     "flux-dev": RegistryEntry("evalsuite.backends.flux", "flux_dev",
-                              "FLUX.1 [dev] via diffusers (gated weights, CUDA GPU with ~24 GB bf16 or offload)"),
+                              "FLUX.1 [dev] via diffusers (gated weights, CUDA GPU with ~24 GB bf16 or offload)",
+                              ref_with_quant=("gguf",)),
     "flux-schnell": RegistryEntry("evalsuite.backends.flux", "flux_schnell",
-                                  "FLUX.1 [schnell] via diffusers (Apache-2.0, CUDA GPU with ~24 GB bf16 or offload)"),
+                                  "FLUX.1 [schnell] via diffusers (Apache-2.0, CUDA GPU with ~24 GB bf16 or offload)",
+                                  ref_with_quant=("gguf",)),
     "flux-tiny": RegistryEntry("evalsuite.backends.flux", "flux_tiny",
-                               "miniature random-weight FluxPipeline built offline: NOISE images, for demos and tests"),
+                               "miniature random-weight FluxPipeline built offline: NOISE images, for demos and tests",
+                               ref_with_quant=("gguf",)),
+    "sdxl": RegistryEntry("evalsuite.backends.sdxl", "sdxl",
+                          "Stable Diffusion XL base 1.0 via diffusers (CUDA GPU with ~10 GB fp16 or offload)"),
+    "sdxl-tiny": RegistryEntry("evalsuite.backends.sdxl", "sdxl_tiny",
+                               "miniature random-weight StableDiffusionXLPipeline built offline: NOISE images, for tests"),
     "reference": RegistryEntry("evalsuite.backends.reference", "reference",
                                "legible renders of each prompt's target text: the OCR ceiling"),
     "folder": RegistryEntry("evalsuite.backends.folder", "folder",
@@ -126,9 +134,10 @@ def parse_spec(raw: str) -> BackendSpec:
     ref = None
     options: dict[str, str] = {}
     repeated: dict[str, list[str]] = {}
+    takes_ref = REGISTRY[name].takes_ref or quant in REGISTRY[name].ref_with_quant
     if args is not None:
         parts = [p for p in args.split(",")]
-        if REGISTRY[name].takes_ref and parts and "=" not in parts[0]:
+        if takes_ref and parts and "=" not in parts[0]:
             ref = parts.pop(0).strip()
         for part in parts:
             part = part.strip()
@@ -142,8 +151,9 @@ def parse_spec(raw: str) -> BackendSpec:
             options[k] = v
     if ref is None:
         ref = REGISTRY[name].default_ref
-    if REGISTRY[name].takes_ref and not ref:
-        raise EvalsuiteError(f"backend '{raw}': {name} needs a reference, e.g. {name}:PATH")
+    if takes_ref and not ref:
+        where = f"{name}@{quant}" if quant else name
+        raise EvalsuiteError(f"backend '{raw}': {where} needs a reference, e.g. {where}:PATH")
     return BackendSpec(raw=raw, name=name, quant=quant, ref=ref, options=options, repeated=repeated)
 
 
