@@ -213,6 +213,95 @@ def _cmd_prompts_import(args) -> int:
     return 0
 
 
+def _add_compare_options(p) -> None:
+    p.add_argument("--metrics", help="metrics to compare, comma-separated (default all: clip_score, prompt_following, "
+                                     "text_exact, text_similarity, word_recall)")
+    p.add_argument("--margin", action="append", metavar="METRIC=VALUE",
+                   help="non-inferiority margin, repeatable (defaults: clip_score=0.5 points, prompt_following=3 and "
+                        "text_exact=3 percentage points; a margin on another metric gates it too)")
+    p.add_argument("--ceiling-margin-db", type=float, default=None,
+                   help="fidelity gate: the candidate's PSNR must exceed the seed ceiling by this many dB "
+                        "(default 3; 0 turns the gate off)")
+    p.add_argument("--min-psnr", type=float, metavar="DB", help="fidelity gate: mean PSNR to the baseline at least DB")
+    p.add_argument("--min-ssim", type=float, metavar="X", help="fidelity gate: mean SSIM to the baseline at least X")
+    p.add_argument("--out", "-o", metavar="DIR", help="where compare.md/.json, deltas.png and regressed.html go "
+                                                   "(default CANDIDATE_RUN/compare-<baseline name>/)")
+
+
+def _compare_kwargs(args) -> dict:
+    kw = dict(metrics=args.metrics, margins=args.margin, min_psnr=args.min_psnr, min_ssim=args.min_ssim)
+    if args.ceiling_margin_db is not None:
+        kw["ceiling_margin_db"] = args.ceiling_margin_db
+    return kw
+
+
+def _add_compare(sub) -> None:
+    p = sub.add_parser(
+        "compare", help="paired regression check of a candidate run against a baseline run (exit 0/1/3)",
+        description="Pair the items of two run folders by (prompt, seed), check hard gates (failed or blank "
+                    "candidate images), then per metric the paired delta with a bootstrap CI over prompts and a "
+                    "non-inferiority decision; fidelity (PSNR, SSIM) beside the seed ceiling; memory and speed. "
+                    "Exit codes: 0 pass, 1 any fail, 3 inconclusive and none fail, 2 usage error. See docs/compare.md.",
+    )
+    p.add_argument("baseline_run", metavar="BASELINE_RUN")
+    p.add_argument("candidate_run", metavar="CANDIDATE_RUN")
+    p.add_argument("--pair", action="append", metavar="BASE_LABEL=CAND_LABEL",
+                   help="which backends to compare (default: the only backend of each run, or the same labels)")
+    _add_compare_options(p)
+    p.add_argument("--clip-model", default=None, help="CLIP model for the image-image cosine (default ViT-L-14:openai)")
+    p.add_argument("--no-clip", action="store_true", help="skip the CLIP image-image cosine")
+    p.set_defaults(handler=_cmd_compare)
+
+
+def _cmd_compare(args) -> int:
+    from .compare import compare, default_out_dir, exit_code, format_verdict, write_outputs
+
+    res = compare(args.baseline_run, args.candidate_run, pairs=args.pair, clip_model=args.clip_model,
+                  fidelity_clip=not args.no_clip, progress=True, **_compare_kwargs(args))
+    files = write_outputs(res, args.out or default_out_dir(args.baseline_run, args.candidate_run))
+    print(format_verdict(res), end="")
+    print(f"wrote {files['markdown']}, {files['json']}, {files['html']}" + (f", {files['chart']}" if "chart" in files else ""))
+    return exit_code(res)
+
+
+def _add_regress(sub) -> None:
+    p = sub.add_parser(
+        "regress", help="run baseline and candidate (e.g. a quantized variant) with identical settings, then compare",
+        description="Generate and score the baseline BACKEND (reused when already in --results) and the candidate "
+                    "BACKEND@QUANT (or --candidate SPEC) with identical prompts, seeds and size, then compare them. "
+                    "Exit codes: 0 pass, 1 any fail, 3 inconclusive, 2 usage error. See docs/compare.md.",
+    )
+    p.add_argument("--backend", "-b", required=True, metavar="SPEC", help="the baseline, e.g. flux-dev or flux-dev:steps=20")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--quant", metavar="QUANT", help="candidate = BACKEND@QUANT (int8, int4, torchao-int8, fp8, nf4, ...)")
+    g.add_argument("--candidate", metavar="SPEC", help="any candidate backend spec instead of --quant")
+    p.add_argument("--prompts", "-p", default="core", help="prompt set (as for `evalsuite run`)")
+    p.add_argument("--category", action="append", metavar="NAME", help="keep only prompts of this category")
+    p.add_argument("--limit", type=int, help="keep only the first N prompts")
+    p.add_argument("--seeds", help="comma-separated seeds (default 0,1)")
+    p.add_argument("--num-seeds", type=int, help="use seeds 0..N-1")
+    p.add_argument("--size", help="WIDTHxHEIGHT for both (default: the backend's)")
+    p.add_argument("--results", default="results", help="results folder; run folders go to RESULTS/regress/")
+    _add_compare_options(p)
+    _add_score_options(p)
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(handler=_cmd_regress)
+
+
+def _cmd_regress(args) -> int:
+    from .compare import exit_code, format_verdict
+    from .regress import regress
+
+    res = regress(args.backend, quant=args.quant, candidate=args.candidate, prompts=args.prompts,
+                  seeds=args.seeds, num_seeds=args.num_seeds, categories=args.category, limit=args.limit,
+                  size=args.size, results=args.results, out_dir=args.out, scorers=args.scorers, ocr=args.ocr,
+                  clip_model=args.clip_model, progress=not args.no_progress, argv=sys.argv[1:],
+                  **{k: v for k, v in _compare_kwargs(args).items()})
+    print(format_verdict(res), end="")
+    print(f"wrote {res['files']['markdown']}, {res['files']['json']}, {res['files']['html']}")
+    return exit_code(res)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -226,6 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_score(sub)
     _add_backends(sub)
     _add_prompts(sub)
+    _add_compare(sub)
+    _add_regress(sub)
     return parser
 
 
