@@ -1,0 +1,292 @@
+"""Paired comparison and `regress` (docs/compare.md) on real runs: flux-tiny (random weights: noise
+images, so only fidelity can tell variants apart), its optimum-quanto int8 variant and its TEST-ONLY
+damaged variant; the `reference` backend against honest folder candidates written here (garbled
+renders, all-black images) for the text metric and the hard gates. OCR is real EasyOCR."""
+
+import json
+import math
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import evalsuite
+from evalsuite import cli
+from evalsuite.backends.reference import font_paths, render_text
+from evalsuite.compare import (compare, decide, exit_code, format_verdict, mcnemar, parse_margins, parse_metrics,
+                               parse_pairs, prompts_needed, write_outputs)
+from evalsuite.errors import EvalsuiteError
+from evalsuite.runfolder import RunFolder
+
+from conftest import run_cli
+
+QUIET = dict(progress=False, log=lambda m: None)
+
+
+def _strict_json(path):
+    """compare.json must be standard JSON: no NaN/Infinity tokens."""
+    def bad(tok):
+        raise AssertionError(f"non-standard JSON constant {tok} in {path}")
+    return json.loads(path.read_text(), parse_constant=bad)
+
+
+# ---------------------------------------------------------------- pure parts
+
+def test_parse_margins_metrics_pairs():
+    assert parse_margins(["text_exact=5", "clip_score=1,prompt_following=2.5"]) == \
+        {"text_exact": 5.0, "clip_score": 1.0, "prompt_following": 2.5}
+    assert parse_margins({"word_recall": 4}) == {"word_recall": 4.0}
+    assert parse_margins(None) == {}
+    for bad, msg in (("text_exact", "expected metric=value"), ("fid=3", "unknown metric 'fid'"),
+                     ("text_exact=abc", "not a number"), ("text_exact=0", "> 0"), ("text_exact=-1", "> 0"),
+                     ("text_exact=nan", "> 0"), ("text_exact=inf", "> 0")):
+        with pytest.raises(EvalsuiteError, match=msg):
+            parse_margins([bad])
+    with pytest.raises(EvalsuiteError, match="given twice"):
+        parse_margins(["text_exact=3", "text_exact=4"])
+    assert parse_metrics("text_exact, clip_score") == ["text_exact", "clip_score"]
+    assert parse_metrics(None)[0] == "clip_score"
+    with pytest.raises(EvalsuiteError, match="unknown metric 'lpips'"):
+        parse_metrics("lpips")
+    assert parse_pairs(["a=b", "c = d"]) == {"a": "b", "c": "d"}
+    for bad in (["ab"], ["=b"], ["a=b", "a=c"]):
+        with pytest.raises(EvalsuiteError):
+            parse_pairs(bad)
+
+
+def test_decision_rule_and_prompt_estimate():
+    # metrics.md: pass when CI low > -m, fail when CI high < -m, else inconclusive
+    assert decide(-2.9, 4.0, -3.0) == "pass"
+    assert decide(-9.0, -3.1, -3.0) == "fail"
+    assert decide(-4.0, 1.0, -3.0) == "inconclusive"
+    assert decide(-3.0, 1.0, -3.0) == "inconclusive"          # on the bound: not yet a pass
+    # n ~ 6.2 sd^2 / m^2
+    assert prompts_needed(10.0, 3.0) == math.ceil(6.2 * 100 / 9)
+    assert prompts_needed(0.0, 3.0) == 2 and prompts_needed(1.0, 0.0) is None
+    mc = mcnemar([(1, 0), (1, 0), (1, 1), (0, 1), (0, 0), (1, 0)])
+    assert (mc["baseline_only"], mc["candidate_only"], mc["both"], mc["neither"]) == (3, 1, 1, 1)
+    assert mc["p_value"] == pytest.approx(2 * (1 + 4) / 16)      # exact binomial, n=4, k=1
+
+
+# ---------------------------------------------------------------- flux-tiny: regress int8, damaged, identical rerun
+
+@pytest.fixture(scope="module")
+def regress_int8(tmp_path_factory):
+    """`evalsuite regress --backend flux-tiny --quant int8 --prompts smoke --seeds 0,1 --scorers ocr` (in-process main)."""
+    import io
+    from contextlib import redirect_stderr, redirect_stdout
+
+    results = tmp_path_factory.mktemp("results")
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        rc = cli.main(["regress", "--backend", "flux-tiny", "--quant", "int8", "--prompts", "smoke", "--seeds", "0,1",
+                       "--scorers", "ocr", "--results", str(results), "--no-progress"])
+    return results, rc, out.getvalue(), err.getvalue()
+
+
+def _dirs(results):
+    return {p.name.split("--")[0]: p for p in (results / "regress").iterdir()}
+
+
+def test_regress_int8_passes(regress_int8):
+    results, rc, out, err = regress_int8
+    assert rc == 0, out + err
+    assert "verdict: PASS (exit 0)" in out
+    dirs = _dirs(results)
+    assert set(dirs) == {"flux-tiny", "flux-tiny@int8"}
+    base, cand = dirs["flux-tiny"], dirs["flux-tiny@int8"]
+    outdir = cand / f"compare-{base.name}"
+    for f in ("compare.md", "compare.json", "deltas.png", "regressed.html"):
+        assert (outdir / f).is_file(), f
+    res = _strict_json(outdir / "compare.json")
+    (pr,) = res["pairs"]
+    assert pr["n_pairs"] == 12 and pr["n_prompts"] == 6 and pr["unmatched"] == []
+    assert pr["hard_gates"] == {"checked": 12, "failed": [], "decision": "pass"}
+    fid = pr["fidelity"]
+    assert fid["psnr"]["mean"] > 45 and fid["psnr"]["min_item"] > 45          # measured ~58.7 dB
+    assert fid["ceiling"]["psnr"]["mean"] < 20                                 # noise vs noise: ~14.7 dB
+    assert fid["gates"]["psnr_over_ceiling"]["decision"] == "pass"
+    # metrics: text accuracy is 0 for both (noise): never a fail
+    te = pr["metrics"]["text_exact"]
+    assert te["decision"] in ("pass", "inconclusive") and te["n_prompts"] == 3 and te["n_items"] == 6
+    assert pr["metrics"]["clip_score"]["decision"] == "missing"
+    # memory and speed: int8 weights take less memory; medians exclude the warm-up item
+    cb, cc = pr["costs"]["baseline"], pr["costs"]["candidate"]
+    assert cc["quantization"] == "int8" and cc["weight_bytes"] < cb["weight_bytes"]
+    assert cb["n_timed"] == 11 and cb["n_warmup"] == 1 and cb["median_s"] > 0
+    md = (outdir / "compare.md").read_text()
+    assert "| text_exact (pp) |" in md and "deltas.png" in md
+    html = (outdir / "regressed.html").read_text()
+    assert html.count("data:image/png;base64,") >= 2 * 6 and "Most regressed prompts" in html
+
+
+def test_regress_damaged_fails_and_reuses_baseline(regress_int8, capsys):
+    results, *_ = regress_int8
+    rc = cli.main(["regress", "--backend", "flux-tiny", "--candidate", "flux-tiny:damage=2", "--prompts", "smoke",
+                   "--seeds", "0,1", "--scorers", "ocr", "--results", str(results), "--no-progress"])
+    cap = capsys.readouterr()
+    assert rc == 1, cap.out + cap.err
+    assert "psnr_over_ceiling (dB)" in cap.out and "FAIL" in cap.out
+    assert "verdict: FAIL (exit 1): failed: flux-tiny -> flux-tiny_damage-2: psnr_over_ceiling" in cap.out
+    assert "nothing to generate: all 12 items already in" in cap.err      # the baseline was reused
+    res = _strict_json(_dirs(results)["flux-tiny_damage-2"] / f"compare-{_dirs(results)['flux-tiny'].name}" /
+                       "compare.json")
+    g = res["pairs"][0]["fidelity"]["gates"]["psnr_over_ceiling"]
+    assert g["decision"] == "fail" and g["ci90"][1] < 3.0
+
+
+def test_damage_half_fails_only_with_min_psnr(regress_int8, tmp_path):
+    """flux-tiny:damage=0.5 keeps PSNR ~25.8 dB, far above the seed ceiling: it fails only with an explicit
+    absolute fidelity gate, and the verdict names it."""
+    results, *_ = regress_int8
+    base = _dirs(results)["flux-tiny"]
+    cand = tmp_path / "damaged"
+    evalsuite.run("flux-tiny:damage=0.5", "smoke", seeds=[0, 1], run_dir=cand, score=False, **QUIET)
+    res = compare(base, cand, metrics="text_exact", fidelity_clip=False)
+    assert res["verdict"]["decision"] == "inconclusive"           # candidate not scored: text_exact missing
+    assert res["pairs"][0]["metrics"]["text_exact"]["missing_reason"] == "not scored in the candidate run"
+    assert res["pairs"][0]["fidelity"]["gates"]["psnr_over_ceiling"]["decision"] == "pass"
+    res = compare(base, cand, metrics="text_exact", fidelity_clip=False, min_psnr=30)
+    assert exit_code(res) == 1 and res["verdict"]["failed"] == ["flux-tiny -> flux-tiny_damage-0.5: psnr"]
+    assert 20 < res["pairs"][0]["fidelity"]["gates"]["psnr"]["value"] < 30
+
+
+def test_identical_rerun_passes_with_zero_deltas(regress_int8, tmp_path):
+    results, *_ = regress_int8
+    base = _dirs(results)["flux-tiny"]
+    again = tmp_path / "again"
+    evalsuite.run("flux-tiny", "smoke", seeds=[0, 1], run_dir=again, scorers="ocr", **QUIET)
+    res = compare(base, again, fidelity_clip=False)
+    assert res["verdict"]["decision"] == "pass" and exit_code(res) == 0
+    (pr,) = res["pairs"]
+    for m in ("text_exact", "text_similarity", "word_recall"):
+        e = pr["metrics"][m]
+        assert e["delta"] == 0.0 and e["ci90"] == [0.0, 0.0] and e["ci95"] == [0.0, 0.0], m
+    assert pr["metrics"]["text_exact"]["mcnemar"]["baseline_only"] == 0
+    ps = pr["fidelity"]["psnr"]
+    assert ps["all_identical"] and pr["fidelity"]["identical_pairs"] == 12
+    # identical images: PSNR is +inf per item; averaged as the max PSNR of a 64x64 RGB image
+    assert ps["median_item"] == math.inf and ps["mean"] == pytest.approx(10 * math.log10(255**2 * 64 * 64 * 3))
+    assert pr["fidelity"]["ssim"]["mean"] == pytest.approx(1.0)
+    assert "PSNR inf (all pairs identical)" in format_verdict(res)
+    files = write_outputs(res, tmp_path / "out")
+    js = _strict_json(files["json"])
+    assert js["pairs"][0]["fidelity"]["psnr"]["median_item"] == "inf"
+
+
+# ---------------------------------------------------------------- reference vs honest folder candidates
+
+def _garble(text: str) -> str:
+    """Every letter and digit shifted by one (OPEN 24 -> PQFO 35): legible, but the wrong text."""
+    out = []
+    for ch in text:
+        if ch.isupper():
+            out.append(chr((ord(ch) - 65 + 1) % 26 + 65))
+        elif ch.isdigit():
+            out.append(str((int(ch) + 1) % 10))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+@pytest.fixture(scope="module")
+def ref_base(tmp_path_factory):
+    """reference over smoke's text prompts, seeds 0,1, 256x256, OCR-scored."""
+    d = tmp_path_factory.mktemp("ref") / "base"
+    evalsuite.run("reference", "smoke", seeds=[0, 1], size="256x256", run_dir=d, scorers="ocr", **QUIET)
+    return d
+
+
+def _folder_run(tmp_path, name, make_image, ref_base, scorers="ocr"):
+    rf = RunFolder(ref_base)
+    src = tmp_path / f"{name}-files"
+    src.mkdir()
+    prompts = rf.prompts()
+    for e, r in rf.records():
+        img = make_image(prompts[e.prompt_id], e.seed, Image.open(ref_base / r.image).convert("RGB"))
+        img.save(src / f"{e.prompt_id}_{e.seed}.png")
+    d = tmp_path / name
+    evalsuite.run(f"folder:{src},size=256x256", "smoke", categories=["text"], seeds=[0, 1], run_dir=d,
+                  scorers=scorers or "ocr", score=scorers is not None, **QUIET)
+    return d
+
+
+def test_garbled_text_candidate_fails_on_text_exact(ref_base, tmp_path):
+    font = font_paths()[0]
+    cand = _folder_run(tmp_path, "garbled",
+                       lambda p, s, ref: render_text([_garble(t) for t in p.target_text], 256, 256, font), ref_base)
+    r = run_cli("compare", ref_base, cand, "--no-clip", "-o", tmp_path / "out")
+    assert r.returncode == 1, r.stdout + r.stderr
+    line = next(ln for ln in r.stdout.splitlines() if ln.startswith("text_exact"))
+    assert "FAIL" in line and "McNemar 6 lost / 0 gained" in line
+    assert "verdict: FAIL (exit 1): failed: reference -> folder:" in r.stdout and "text_exact" in r.stdout
+    res = _strict_json(tmp_path / "out" / "compare.json")
+    te = res["pairs"][0]["metrics"]["text_exact"]
+    assert te["baseline_mean"] == 100.0 and te["candidate_mean"] == 0.0
+    assert te["delta"] == -100.0 and te["ci90"] == [-100.0, -100.0]
+    assert res["pairs"][0]["hard_gates"]["decision"] == "pass"
+    # the prompt sets differ (category text only): reported
+    assert any("different prompt sets" in w for w in res["warnings"])
+
+
+def test_black_candidate_fails_hard_gate_whatever_metrics_say(ref_base, tmp_path):
+    black = lambda p, s, ref: Image.new("RGB", (256, 256), (0, 0, 0))  # noqa: E731
+    cand = _folder_run(tmp_path, "black", black, ref_base, scorers=None)
+    res = compare(ref_base, cand, fidelity_clip=False)
+    (pr,) = res["pairs"]
+    assert exit_code(res) == 1 and pr["hard_gates"]["decision"] == "fail"
+    assert len(pr["hard_gates"]["failed"]) == 6 and all("blank image" in g["reason"] for g in pr["hard_gates"]["failed"])
+    assert res["verdict"]["failed"][0].endswith("hard gates")
+    # one black image among exact copies: every metric passes, the hard gate still fails the comparison
+    one = _folder_run(tmp_path, "one-black",
+                      lambda p, s, ref: black(p, s, ref) if (p.id, s) == ("street-signs", 1) else ref, ref_base)
+    res = compare(ref_base, one, fidelity_clip=False)
+    (pr,) = res["pairs"]
+    assert pr["metrics"]["text_exact"]["decision"] == "pass" and pr["metrics"]["text_exact"]["delta"] == 0.0
+    assert pr["hard_gates"]["failed"] == [{"prompt_id": "street-signs", "seed": 1,
+                                           "reason": pr["hard_gates"]["failed"][0]["reason"]}]
+    assert exit_code(res) == 1 and res["verdict"]["decision"] == "fail"
+    assert pr["regressed"][0]["prompt_id"] == "street-signs" and "blank" in pr["regressed"][0]["gate"]
+
+
+def test_unmatched_items_stack_warning_and_pairing_errors(ref_base, tmp_path):
+    cand = tmp_path / "subset"
+    evalsuite.run("reference", "smoke", seeds=[0, 2], size="256x256", limit=2, run_dir=cand, score=False, **QUIET)
+    res = compare(ref_base, cand, fidelity_clip=False)
+    (pr,) = res["pairs"]
+    um = {(u["side"], u["prompt_id"], u["seed"]): u["reason"] for u in pr["unmatched"]}
+    assert um == {("baseline", "neon-open-24", 1): "no candidate item", ("baseline", "street-signs", 0): "no candidate item",
+                  ("baseline", "street-signs", 1): "no candidate item", ("baseline", "cafe-chalkboard", 1): "no candidate item",
+                  ("candidate", "neon-open-24", 2): "no baseline item", ("candidate", "cafe-chalkboard", 2): "no baseline item"}
+    assert pr["n_pairs"] == 2
+    assert any("different prompt sets" in w for w in res["warnings"])
+    assert any("different seeds" in w for w in res["warnings"])
+    assert "unmatched items (6)" in format_verdict(res)
+    # another software stack: a warning in the verdict
+    other = tmp_path / "other-stack"
+    shutil.copytree(ref_base, other)
+    info = json.loads((other / "run.json").read_text())
+    info["environment"]["packages"]["torch"] = "0.0.1-other"
+    info["environment"]["hardware"] = "NVIDIA H100 80GB HBM3"
+    (other / "run.json").write_text(json.dumps(info))
+    res = compare(ref_base, other, fidelity_clip=False)
+    assert res["verdict"]["decision"] == "pass"
+    assert any(w.startswith("different torch:") and "0.0.1-other" in w for w in res["warnings"])
+    assert any(w.startswith("different hardware:") for w in res["warnings"])
+    assert "warning: different torch" in format_verdict(res)
+    # pairing: a label that does not exist is a one-line error
+    with pytest.raises(EvalsuiteError, match="the candidate run has no backend 'nope'"):
+        compare(ref_base, other, pairs=["reference=nope"])
+
+
+def test_cli_usage_errors_exit_2(ref_base, capsys):
+    for argv, msg in ((["compare", str(ref_base), str(ref_base), "--margin", "text_exact=-1"], "must be a number > 0"),
+                      (["compare", str(ref_base), str(ref_base), "--margin", "bogus=1"], "unknown metric 'bogus'"),
+                      (["compare", str(ref_base), "/nonexistent/run"], "is not a run folder"),
+                      (["regress", "--backend", "flux-tiny@int8", "--quant", "int4"], "already quantized"),
+                      (["regress", "--backend", "flux-tiny", "--quant", "int8", "--margin", "text_exact=x"],
+                       "not a number")):
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ") and msg in err and "\n" not in err
