@@ -413,7 +413,9 @@ def _compare_pair(brf, crf, bl, cl, brecs, crecs, bprompts, cprompts, bdf, cdf, 
         entry: dict[str, Any] = {"metric": m, "variant": variant, "unit": unit, "margin": margin,
                                  "gated": margin is not None, "scorer_id": sid}
         if sid is None:
-            entry.update(decision="missing", missing_reason=why)
+            # scored on one side only: the comparison is incomplete (inconclusive when gated), not "not measured"
+            entry.update(decision="missing", missing_reason=why, one_sided=why.startswith("not scored in the ")
+                         or why.startswith("the two runs were scored"))
             mres[m] = entry
             continue
         bv = _scores_by_item(bdf, bl, m, variant, sid)
@@ -642,6 +644,8 @@ def gated_decisions(result: Mapping[str, Any]) -> list[tuple[str, str, str]]:
         for m, e in pr["metrics"].items():
             if e.get("gated") and e["decision"] in DECISIONS:
                 out.append((where, m, e["decision"]))
+            elif e.get("gated") and e.get("one_sided"):
+                out.append((where, f"{m} ({e['missing_reason']})", "inconclusive"))
         for g, e in pr["fidelity"]["gates"].items():
             if e["decision"] in DECISIONS:
                 out.append((where, g, e["decision"]))
