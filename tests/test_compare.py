@@ -73,8 +73,8 @@ def test_decision_rule_and_prompt_estimate():
 
 @pytest.fixture(scope="module")
 def regress_int8(tmp_path_factory):
-    """`evalsuite regress --backend flux-tiny --quant int8 --prompts smoke --category text --seeds 0,1 --scorers ocr`
-    (in-process main; smoke's 3 text prompts keep the test fast and carry the text metrics)."""
+    """`evalsuite regress --backend flux-tiny --quant int8 --prompts smoke --category text --limit 2 --seeds 0,1
+    --scorers ocr` (in-process main; 2 of smoke's text prompts keep the test fast and carry the text metrics)."""
     import io
     from contextlib import redirect_stderr, redirect_stdout
 
@@ -82,7 +82,7 @@ def regress_int8(tmp_path_factory):
     out, err = io.StringIO(), io.StringIO()
     with redirect_stdout(out), redirect_stderr(err):
         rc = cli.main(["regress", "--backend", "flux-tiny", "--quant", "int8", "--prompts", "smoke", "--category", "text",
-                       "--seeds", "0,1", "--scorers", "ocr", "--results", str(results), "--no-progress"])
+                       "--limit", "2", "--seeds", "0,1", "--scorers", "ocr", "--results", str(results), "--no-progress"])
     return results, rc, out.getvalue(), err.getvalue()
 
 
@@ -102,35 +102,36 @@ def test_regress_int8_passes(regress_int8):
         assert (outdir / f).is_file(), f
     res = _strict_json(outdir / "compare.json")
     (pr,) = res["pairs"]
-    assert pr["n_pairs"] == 6 and pr["n_prompts"] == 3 and pr["unmatched"] == []
-    assert pr["hard_gates"] == {"checked": 6, "failed": [], "decision": "pass"}
+    assert pr["n_pairs"] == 4 and pr["n_prompts"] == 2 and pr["unmatched"] == []
+    assert pr["hard_gates"] == {"checked": 4, "failed": [], "decision": "pass"}
     fid = pr["fidelity"]
     assert fid["psnr"]["mean"] > 45 and fid["psnr"]["min_item"] > 45          # measured ~58.7 dB
     assert fid["ceiling"]["psnr"]["mean"] < 20                                 # noise vs noise: ~14.7 dB
     assert fid["gates"]["psnr_over_ceiling"]["decision"] == "pass"
     # metrics: text accuracy is 0 for both (noise): never a fail
     te = pr["metrics"]["text_exact"]
-    assert te["decision"] in ("pass", "inconclusive") and te["n_prompts"] == 3 and te["n_items"] == 6
+    assert te["decision"] in ("pass", "inconclusive") and te["n_prompts"] == 2 and te["n_items"] == 4
     assert pr["metrics"]["clip_score"]["decision"] == "missing"
     # memory and speed: int8 weights take less memory; medians exclude the warm-up item
     cb, cc = pr["costs"]["baseline"], pr["costs"]["candidate"]
     assert cc["quantization"] == "int8" and cc["weight_bytes"] < cb["weight_bytes"]
-    assert cb["n_timed"] == 5 and cb["n_warmup"] == 1 and cb["median_s"] > 0
+    assert cb["n_timed"] == 3 and cb["n_warmup"] == 1 and cb["median_s"] > 0
     md = (outdir / "compare.md").read_text()
     assert "| text_exact (pp) |" in md and "deltas.png" in md
     html = (outdir / "regressed.html").read_text()
-    assert html.count("data:image/png;base64,") >= 2 * 3 and "Most regressed prompts" in html
+    assert html.count("data:image/png;base64,") >= 2 * 2 and "Most regressed prompts" in html
 
 
 def test_regress_damaged_fails_and_reuses_baseline(regress_int8, capsys):
     results, *_ = regress_int8
     rc = cli.main(["regress", "--backend", "flux-tiny", "--candidate", "flux-tiny:damage=2", "--prompts", "smoke",
-                   "--category", "text", "--seeds", "0,1", "--scorers", "ocr", "--results", str(results), "--no-progress"])
+                   "--category", "text", "--limit", "2", "--seeds", "0,1", "--scorers", "ocr", "--results", str(results),
+                   "--no-progress"])
     cap = capsys.readouterr()
     assert rc == 1, cap.out + cap.err
     assert "psnr_over_ceiling (dB)" in cap.out and "FAIL" in cap.out
     assert "verdict: FAIL (exit 1): failed: flux-tiny -> flux-tiny_damage-2: psnr_over_ceiling" in cap.out
-    assert "nothing to generate: all 6 items already in" in cap.err      # the baseline was reused
+    assert "nothing to generate: all 4 items already in" in cap.err      # the baseline was reused
     res = _strict_json(_dirs(results)["flux-tiny_damage-2"] / f"compare-{_dirs(results)['flux-tiny'].name}" /
                        "compare.json")
     g = res["pairs"][0]["fidelity"]["gates"]["psnr_over_ceiling"]
@@ -143,7 +144,8 @@ def test_damage_half_fails_only_with_min_psnr(regress_int8, tmp_path):
     results, *_ = regress_int8
     base = _dirs(results)["flux-tiny"]
     cand = tmp_path / "damaged"
-    evalsuite.run("flux-tiny:damage=0.5", "smoke", categories=["text"], seeds=[0, 1], run_dir=cand, score=False, **QUIET)
+    evalsuite.run("flux-tiny:damage=0.5", "smoke", categories=["text"], limit=2, seeds=[0, 1], run_dir=cand,
+                  score=False, **QUIET)
     res = compare(base, cand, metrics="text_exact", fidelity_clip=False)
     assert res["verdict"]["decision"] == "inconclusive"           # candidate not scored: text_exact missing
     assert res["pairs"][0]["metrics"]["text_exact"]["missing_reason"] == "not scored in the candidate run"
@@ -157,7 +159,7 @@ def test_identical_rerun_passes_with_zero_deltas(regress_int8, tmp_path):
     results, *_ = regress_int8
     base = _dirs(results)["flux-tiny"]
     again = tmp_path / "again"
-    evalsuite.run("flux-tiny", "smoke", categories=["text"], seeds=[0, 1], run_dir=again, scorers="ocr", **QUIET)
+    evalsuite.run("flux-tiny", "smoke", categories=["text"], limit=2, seeds=[0, 1], run_dir=again, scorers="ocr", **QUIET)
     res = compare(base, again, fidelity_clip=False)
     assert res["verdict"]["decision"] == "pass" and exit_code(res) == 0
     (pr,) = res["pairs"]
@@ -166,7 +168,7 @@ def test_identical_rerun_passes_with_zero_deltas(regress_int8, tmp_path):
         assert e["delta"] == 0.0 and e["ci90"] == [0.0, 0.0] and e["ci95"] == [0.0, 0.0], m
     assert pr["metrics"]["text_exact"]["mcnemar"]["baseline_only"] == 0
     ps = pr["fidelity"]["psnr"]
-    assert ps["all_identical"] and pr["fidelity"]["identical_pairs"] == 6
+    assert ps["all_identical"] and pr["fidelity"]["identical_pairs"] == 4
     # identical images: PSNR is +inf per item; averaged as the max PSNR of a 64x64 RGB image
     assert ps["median_item"] == math.inf and ps["mean"] == pytest.approx(10 * math.log10(255**2 * 64 * 64 * 3))
     assert pr["fidelity"]["ssim"]["mean"] == pytest.approx(1.0)
