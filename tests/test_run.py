@@ -329,3 +329,22 @@ def test_backend_spec_splitting():
     assert split_backend_specs("flux-dev:steps=20,guidance=3.5,flux-schnell") == [
         "flux-dev:steps=20,guidance=3.5", "flux-schnell"]
     assert split_backend_specs(["flux-tiny", "reference,folder:x/"]) == ["flux-tiny", "reference", "folder:x/"]
+
+
+def test_backends_command_lists_every_backend_with_why_not(capsys, monkeypatch, tmp_path):
+    import torch
+
+    from evalsuite.backends import REGISTRY
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf-home"))
+    monkeypatch.delenv("REPLICATE_API_TOKEN", raising=False)
+    rc, out, _ = cli_inproc(capsys, "backends")
+    assert rc == 0
+    lines = {ln.split()[0]: ln for ln in out.splitlines() if ln.strip()}
+    assert set(REGISTRY) <= set(lines)
+    for name in ("flux-dev", "flux-schnell", "sdxl"):
+        assert "not usable" in lines[name] and "no weights in the HF cache" in lines[name]
+        assert ("no CUDA GPU" in lines[name]) == (not torch.cuda.is_available())
+    for name in ("flux-tiny", "sdxl-tiny", "reference"):
+        assert " usable " in lines[name]
+    assert "missing key: set REPLICATE_API_TOKEN" in lines["replicate"]
