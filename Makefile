@@ -10,7 +10,7 @@ STAMP := $(VENV)/.evalsuite-installed
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH_SPEC)
@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 demo: setup
-	$(PY) -m evalsuite run --backends flux-tiny,reference --prompts smoke --run-dir results/demo
+	HF_HUB_OFFLINE=1 $(PY) -m evalsuite run --backends flux-tiny,reference --prompts smoke --run-dir results/demo
 
 test: setup
 	$(PY) -m pytest -q

@@ -7,6 +7,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
+# Tests never reach a model hub: set before any fixture (session fixtures run before autouse ones).
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
 
 def cli_env(**extra):
     """Environment for subprocesses: this checkout's package first, offline hub, no secrets leaking in."""

@@ -214,7 +214,8 @@ def test_all_five_remote_plus_flux_tiny_cli(fakes, tmp_path):
     env = cli_env(**fakes["env"])
     specs = ",".join([fakes["specs"][k] for k in ("replicate", "fal", "bfl", "openai", "comfyui")] + ["flux-tiny"])
     d = tmp_path / "all"
-    r = run_cli("run", "-b", specs, "--size", "64x64", "-o", d, "--yes", env=env, timeout=240)
+    r = run_cli("run", "-b", specs, "--prompts", "smoke", "--size", "64x64", "-o", d, "--yes", "--scorers", "ocr",
+                "--ocr", "rapidocr", env=env, timeout=240)
     assert r.returncode == 0, r.stderr
     rf = RunFolder(d)
     rows = list(rf.records())
@@ -225,6 +226,13 @@ def test_all_five_remote_plus_flux_tiny_cli(fakes, tmp_path):
         assert rec.status == "ok" or (rec.status == "filtered" and rec.error), (e, rec.error)
     assert sum(rec.status == "filtered" for _, rec in rows) == 2       # openai refused the neon sign, 2 seeds
     assert "1 filtered" not in r.stderr and "2 filtered" in r.stderr
+    # remote images are scored like local ones: every ok item with target text has OCR metrics
+    scores = evalsuite.load_scores(d)
+    text = scores[(scores.metric == "text_exact") & (scores.variant == "lenient")]
+    for e, rec in rows:
+        if rec.status == "ok" and rf.prompts()[e.prompt_id].target_text:
+            got = text[(text.backend == e.backend) & (text.prompt_id == e.prompt_id) & (text.seed == e.seed)]
+            assert len(got) == 1 and got.value.notna().all(), (e, got)
     _no_secret_in(d, r.stdout, r.stderr)
 
 

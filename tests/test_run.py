@@ -17,6 +17,16 @@ from evalsuite.runfolder import RunFolder, TMP_MARK
 
 from conftest import REPO, cli_env, run_cli
 
+def cli_inproc(capsys, *args):
+    """The CLI's main() in this process (same code path as `python -m evalsuite`, without the start-up cost)."""
+    from evalsuite.cli import main
+
+    capsys.readouterr()
+    rc = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
 QUIET = dict(progress=False, log=lambda m: None, score=False)  # generation only; scoring has its own tests
 
 
@@ -244,15 +254,15 @@ BAD_PROMPTS = {
 
 
 @pytest.mark.parametrize("name", sorted(BAD_PROMPTS))
-def test_malformed_prompt_file_one_line_error_nothing_written(tmp_path, name):
+def test_malformed_prompt_file_one_line_error_nothing_written(tmp_path, name, capsys):
     text, expected = BAD_PROMPTS[name]
     f = tmp_path / name
     f.write_text(text)
     out = tmp_path / "out"
-    r = run_cli("run", "-b", "flux-tiny", "--prompts", f, "--run-dir", out)
-    assert r.returncode == 2
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and str(f) in lines[0], r.stderr
+    rc, _, err = cli_inproc(capsys, "run", "-b", "flux-tiny", "--prompts", f, "--run-dir", out)
+    assert rc == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and str(f) in lines[0], err
     assert expected in lines[0]
     assert not out.exists()
 
@@ -268,13 +278,20 @@ def test_malformed_prompt_file_one_line_error_nothing_written(tmp_path, name):
     ("flux-dev", "no CUDA GPU found"),
     ("folder:/nonexistent/exports", "does not exist"),
 ])
-def test_bad_backend_one_line_error_nothing_written(tmp_path, backend, expected):
+def test_bad_backend_one_line_error_nothing_written(tmp_path, backend, expected, capsys):
     out = tmp_path / "out"
-    r = run_cli("run", "-b", backend, "--run-dir", out)
-    assert r.returncode == 2
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and expected in lines[0], r.stderr
+    rc, _, err = cli_inproc(capsys, "run", "-b", backend, "--run-dir", out)
+    assert rc == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], err
     assert not out.exists()
+
+
+def test_bad_input_from_a_real_process_exits_2_with_one_line(tmp_path):
+    r = run_cli("run", "-b", "flux-devv", "--run-dir", tmp_path / "out")
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        "error: unknown backend 'flux-devv'; did you mean 'flux-dev'? (known: " + r.stderr.split("(known: ")[1].strip()]
+    assert not (tmp_path / "out").exists()
 
 
 def test_missing_weights_say_how_to_get_them(tmp_path):
@@ -299,10 +316,10 @@ def test_missing_weights_say_how_to_get_them(tmp_path):
     (["--prompts", "smok"], "unknown prompt set 'smok'; did you mean 'smoke'?"),
     (["--size", "10x"], "is not WIDTHxHEIGHT"),
 ])
-def test_bad_run_arguments(tmp_path, args, expected):
-    r = run_cli("run", "-b", "flux-tiny", "--run-dir", tmp_path / "out", *args)
-    assert r.returncode == 2 and expected in r.stderr, r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1
+def test_bad_run_arguments(tmp_path, args, expected, capsys):
+    rc, _, err = cli_inproc(capsys, "run", "-b", "flux-tiny", "--run-dir", tmp_path / "out", *args)
+    assert rc == 2 and expected in err, err
+    assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
 
 
@@ -312,3 +329,22 @@ def test_backend_spec_splitting():
     assert split_backend_specs("flux-dev:steps=20,guidance=3.5,flux-schnell") == [
         "flux-dev:steps=20,guidance=3.5", "flux-schnell"]
     assert split_backend_specs(["flux-tiny", "reference,folder:x/"]) == ["flux-tiny", "reference", "folder:x/"]
+
+
+def test_backends_command_lists_every_backend_with_why_not(capsys, monkeypatch, tmp_path):
+    import torch
+
+    from evalsuite.backends import REGISTRY
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf-home"))
+    monkeypatch.delenv("REPLICATE_API_TOKEN", raising=False)
+    rc, out, _ = cli_inproc(capsys, "backends")
+    assert rc == 0
+    lines = {ln.split()[0]: ln for ln in out.splitlines() if ln.strip()}
+    assert set(REGISTRY) <= set(lines)
+    for name in ("flux-dev", "flux-schnell", "sdxl"):
+        assert "not usable" in lines[name] and "no weights in the HF cache" in lines[name]
+        assert ("no CUDA GPU" in lines[name]) == (not torch.cuda.is_available())
+    for name in ("flux-tiny", "sdxl-tiny", "reference"):
+        assert " usable " in lines[name]
+    assert "missing key: set REPLICATE_API_TOKEN" in lines["replicate"]

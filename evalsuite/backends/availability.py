@@ -55,10 +55,13 @@ def availability(name: str) -> tuple[bool, str]:
         if module == "comfyui":
             return True, f"needs a running ComfyUI server (default {entry.default_ref})"
         return True, ""
-    if name in ("flux-dev", "flux-schnell"):
+    if name in ("flux-dev", "flux-schnell", "sdxl"):
         if not _has_package("diffusers"):
             return False, "missing package 'diffusers'"
-        from .flux import MODELS
+        if name == "sdxl":
+            from .sdxl import MODELS
+        else:
+            from .flux import MODELS
 
         problems = []
         if not _cuda():
@@ -66,6 +69,6 @@ def availability(name: str) -> tuple[bool, str]:
         if not _hf_cached(MODELS[name]["model_id"]):
             problems.append(f"no weights in the HF cache ({MODELS[name]['model_id']}; or pass path=)")
         return (not problems), "; ".join(problems)
-    if name == "flux-tiny":
+    if name in ("flux-tiny", "sdxl-tiny"):
         return (_has_package("diffusers"), "" if _has_package("diffusers") else "missing package 'diffusers'")
     return True, ""
