@@ -277,6 +277,10 @@ def run(
             # a rerun that generates nothing keeps the load time measured when the model was loaded
             load_s=prev.load_s if prev is not None and prev.key == b.key() else None,
         )
+        # ... and the weight memory measured at that load (compare's memory table reads it)
+        if prev is not None and prev.key == b.key() and backend_infos[b.label].config.get("weight_memory") is None \
+                and prev.config.get("weight_memory") is not None:
+            backend_infos[b.label].config["weight_memory"] = prev.config["weight_memory"]
     info = RunInfo(
         evalsuite_version=__version__, created=old_info.created if old_info else stamp, updated=stamp,
         prompt_set={"name": prompt_set.name, "source": prompt_set.source, "sha256": prompt_set.sha256,

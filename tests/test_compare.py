@@ -136,6 +136,8 @@ def test_regress_damaged_fails_and_reuses_baseline(regress_int8, capsys):
                        "compare.json")
     g = res["pairs"][0]["fidelity"]["gates"]["psnr_over_ceiling"]
     assert g["decision"] == "fail" and g["ci90"][1] < 3.0
+    # the reused baseline keeps the weight memory measured when it was generated
+    assert res["pairs"][0]["costs"]["baseline"]["weight_bytes"] == res["pairs"][0]["costs"]["candidate"]["weight_bytes"] > 0
 
 
 def test_damage_half_fails_only_with_min_psnr(regress_int8, tmp_path):
