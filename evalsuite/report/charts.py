@@ -35,7 +35,7 @@ def backend_colours(labels: Sequence[str]) -> dict[str, str]:
     used: set[int] = set()
     n = len(OKABE_ITO)
     for label in sorted(set(labels)):
-        slot = int(hashlib.sha256(label.encode()).hexdigest(), 16) % n
+        slot = int(hashlib.sha256(label.encode()).hexdigest(), 16) % (n - 1)   # yellow only when 8 are needed
         if len(used) < n:
             while slot in used:
                 slot = (slot + 1) % n
@@ -47,10 +47,14 @@ def backend_colours(labels: Sequence[str]) -> dict[str, str]:
 def _save(fig, out_dir: Path, stem: str) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
+    import matplotlib
+
     for ext in ("png", "svg"):
         p = out_dir / f"{stem}.{ext}"
-        fig.savefig(p, dpi=110 if ext == "png" else None, bbox_inches="tight",
-                    metadata={"Date": None} if ext == "svg" else None)
+        # SVG text stays text (searchable, editable, smaller); no date: the same data gives the same file
+        with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "evalsuite"}):
+            fig.savefig(p, dpi=110 if ext == "png" else None, bbox_inches="tight",
+                        metadata={"Date": None} if ext == "svg" else None)
         paths.append(p)
     _plt().close(fig)
     return paths
@@ -121,8 +125,7 @@ def heatmap(agg_cat, metric: str, variant: str, title: str, out_dir: Path, *, sc
                 grid[i, j] = r.iloc[0]["mean"]
     unit = a["unit"].iloc[0] if len(a) else ""
     fig, ax = plt.subplots(figsize=(max(4.0, 1.4 * len(cats) + 2.5), max(2.2, 0.6 * len(backends) + 1.4)))
-    cmap = plt.get_cmap("cividis").copy()
-    cmap.set_bad(MISSING_COLOUR)
+    cmap = plt.get_cmap("cividis").with_extremes(bad=MISSING_COLOUR)
     vmax = 100 if unit == "%" else (np.nanmax(grid) if np.isfinite(grid).any() else 1)
     im = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=0, vmax=vmax or 1, aspect="auto")
     for i in range(len(backends)):

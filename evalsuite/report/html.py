@@ -234,22 +234,24 @@ def write_html(data, tabs: dict[str, Any], paths: dict[str, list[Path]], out: Pa
                          + "</div></div>")
         parts.append(f'<div><span class="st st-{esc(status)}">{esc(status)}</span> <b>{esc(r["backend"])}</b>'
                      + (' <span class="bad">(noise)</span>' if r["backend"] in noise else "")
-                     + (f' <span class="muted">{esc(r.get("latency_s"))} s</span>'
+                     + (f' <span class="muted">{r.get("latency_s"):.3f} s</span>'
                         if not _nan(r.get("latency_s")) else "") + "</div>")
         vals = scores.get(key, {})
-        lines = []
+        lines, missing = [], {}
         for metric, variant, title in ITEM_METRICS:
             if (metric, variant) not in vals:
                 continue
             v, reason = vals[(metric, variant)]
             if _nan(v):
-                lines.append(f'<span class="miss" title="{esc(reason)}">{esc(title)}: missing'
-                             f' ({esc(T._short(reason, 60))})</span>')
+                missing.setdefault(str(reason), []).append(title)
             else:
                 good = (v >= 0.5) if metric in ("text_exact", "prompt_following") else None
                 cls = "" if good is None else (' class="ok"' if good else ' class="bad"')
                 lines.append(f'<span{cls} data-metric="{esc(metric)}">{esc(title)}: {esc(_fmt_metric(metric, v))}'
                              "</span>")
+        for reason, titles in missing.items():   # one line per reason, the full reason on hover
+            lines.append(f'<span class="miss" title="{esc(reason)}">{esc(", ".join(titles))}: missing'
+                         f' ({esc(T.short_reason(reason, 48))})</span>')
         if lines:
             parts.append("<div>" + "<br>".join(lines) + "</div>")
         o = ocr.get(key)
