@@ -45,6 +45,8 @@ def _add_run(sub) -> None:
                    help="more paid remote calls than this need --yes")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--no-score", action="store_true", help="generate only; score later with `evalsuite score`")
+    p.add_argument("--no-report", action="store_true",
+                   help="write no report at the end (tables, charts, report.html in RUN_DIR/report)")
     _add_score_options(p)
     p.set_defaults(handler=_cmd_run)
 
@@ -67,12 +69,43 @@ def _cmd_run(args) -> int:
         progress=not args.no_progress, argv=sys.argv[1:], retry_filtered=args.retry_filtered,
         concurrency=args.concurrency, yes=args.yes, dry_run=args.dry_run, max_cost=args.max_cost,
         max_calls_without_confirm=args.max_calls_without_confirm, score=not args.no_score,
-        scorers=args.scorers, ocr=args.ocr, clip_model=args.clip_model,
+        scorers=args.scorers, ocr=args.ocr, clip_model=args.clip_model, report=not args.no_report,
     )
     print(result.summary())
     if result.scores is not None:
         print(result.scores.summary())
         print(result.scores.text())
+    if getattr(result, "report", None) is not None:
+        print(result.report.summary())
+    return 0
+
+
+def _add_report(sub) -> None:
+    p = sub.add_parser(
+        "report", help="tables, charts and a self-contained report.html for one or several run folders",
+        description="Write the comparison tables (CSV + Markdown), charts (PNG + SVG) and one self-contained "
+                    "HTML file (summary, charts, gallery with backends side by side, worst items) from run "
+                    "folders. Several runs over the same prompt set merge into one comparison; different "
+                    "prompt sets are compared on the prompts they share (the rest is listed).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folder(s) written by `evalsuite run`")
+    p.add_argument("-o", "--out", default=None, help="output folder (default: FIRST_RUN_DIR/report)")
+    p.add_argument("--embed", choices=("auto", "yes", "no"), default="auto",
+                   help="thumbnails inside report.html (yes), in OUT/thumbs/ (no), or embedded up to 400 images (auto)")
+    p.add_argument("--thumb-size", type=int, default=192, help="thumbnail long side in pixels")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(handler=_cmd_report)
+
+
+def _cmd_report(args) -> int:
+    from .report import write_report
+
+    embed = {"auto": "auto", "yes": True, "no": False}[args.embed]
+    rep = write_report(args.run_dirs, args.out, embed=embed, thumb_size=args.thumb_size,
+                       progress=not args.no_progress)
+    print(rep.text())
+    print(rep.summary())
     return 0
 
 
@@ -313,6 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_run(sub)
     _add_score(sub)
+    _add_report(sub)
     _add_backends(sub)
     _add_prompts(sub)
     _add_compare(sub)

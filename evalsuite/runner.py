@@ -101,6 +101,7 @@ class RunResult:
     dry_run: bool = False
     todo: dict[str, int] = field(default_factory=dict)           # items to generate per backend label
     failures: dict[str, list[str]] = field(default_factory=dict)  # per backend: failed/filtered summary lines
+    report: Any = None                                            # evalsuite.report.Report when one was written
 
     def total(self, what: str) -> int:
         return sum(getattr(c, what) for c in self.backends.values())
@@ -198,6 +199,7 @@ def run(
     scorers: str | Iterable[str] | None = ("clip", "ocr"),
     ocr: str | Iterable[str] | None = ("easyocr",),
     clip_model: str | None = None,
+    report: bool = True,
 ) -> RunResult:
     """Generate every prompt x seed with each backend into `run_dir`; resume where a run stopped.
 
@@ -206,7 +208,8 @@ def run(
     local backends generate in this thread; before the first paid call the calls and an estimated cost are
     printed, and above `max_calls_without_confirm` paid calls `yes=True` is required. `dry_run` prints
     the plan and returns without writing anything; `max_cost` (USD) stops submitting remote calls.
-    With score=True (default) the run is then scored (evalsuite.scoring.score_run) into result.scores.
+    With score=True (default) the run is then scored (evalsuite.scoring.score_run) into result.scores, and with
+    report=True (default) the report (tables, charts, report.html in RUN_DIR/report) is written into result.report.
     """
     log = log or (lambda msg: print(msg, file=sys.stderr))
     # 1. Validate everything before writing anything.
@@ -361,6 +364,10 @@ def run(
         from .scoring import score_run
 
         result.scores = score_run(run_dir, scorers, ocr=ocr, clip_model=clip_model, progress=progress, log=log)
+        if report:  # tables, charts and report.html in RUN_DIR/report (evalsuite.report; only after scoring)
+            from .report import write_report
+
+            result.report = write_report([run_dir], progress=progress, log=log)
     return result
 
 

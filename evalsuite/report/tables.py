@@ -1,0 +1,350 @@
+"""Report tables: pure functions from the score table (`load_scores`), its aggregates (`aggregate`) and
+the run folders' item records to pandas DataFrames; `to_markdown` / `format_compact` render them.
+
+Numbers come only from the run folders: a metric that could not be computed is shown as
+"missing (reason)", a backend whose images are noise (random-weight miniatures) says so in `note`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+NOISE_NOTE = "random weights: numbers are noise, not quality"
+CEILING_NOTE = "renders the targets legibly: OCR ceiling"
+
+# (metric, variant, title) in the order the report shows them
+HEADLINE = (
+    ("prompt_following", "", "prompt following (% accurate)"),
+    ("text_exact", "lenient", "text accuracy (%)"),
+    ("text_exact", "strict", "text accuracy, strict (%)"),
+    ("word_recall", "lenient", "word recall (%)"),
+    ("text_similarity", "lenient", "text similarity (0-1)"),
+    ("clip_score", "", "CLIP score (points)"),
+)
+
+
+def _nan(x) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
+
+def primary_scorers(scores) -> dict[str, str | None]:
+    """The scorer identity each table uses per scorer kind ('clip', 'ocr'): for OCR the best-of
+    combination of several engines when there is one; otherwise the identity with the most computed
+    values (ties: alphabetical). Other identities stay in the full metric table."""
+    out: dict[str, str | None] = {"clip": None, "ocr": None}
+    if scores is None or scores.empty:
+        return out
+    for kind in out:
+        s = scores[scores["scorer"] == kind]
+        if s.empty:
+            continue
+        stats = []
+        for sid, g in s.groupby("scorer_id"):
+            combined = "+" in str(g["model"].iloc[0])
+            stats.append((-int(combined), -int(g["missing_reason"].isna().sum()), sid))
+        out[kind] = sorted(stats)[0][2]
+    return out
+
+
+def short_reason(reason: str, n: int = 100) -> str:
+    """The gist of a missing reason for a table cell: up to the first '): ' (the details follow it), cut at n
+    characters. The failures table keeps the full reasons."""
+    reason = str(reason)
+    cut = reason.find("): ")
+    if cut > 0:
+        tail = re.search(r" \(\d+\)$", reason)
+        reason = reason[: cut + 1] + (tail.group(0) if tail and "; " not in reason else "")
+    return _short(reason, n)
+
+
+def _missing_text(row) -> str:
+    reasons = row.get("missing_reasons")
+    if _nan(reasons) or not reasons:
+        return "missing"
+    return f"missing ({short_reason(reasons)})"
+
+
+def fmt_value(mean, low, high, unit: str) -> str:
+    if _nan(mean):
+        return "-"
+    if unit == "%":
+        return f"{mean:.0f}% [{low:.0f}, {high:.0f}]"
+    if unit == "points":
+        return f"{mean:.1f} [{low:.1f}, {high:.1f}]"
+    return f"{mean:.2f} [{low:.2f}, {high:.2f}]"
+
+
+def metric_table(agg, backends: dict | None = None):
+    """Per backend x metric (every scorer identity): mean with 95% CI, counts, missing with reasons.
+
+    `value` is the formatted cell: "71% [60, 80]", or "missing (reason (n))" when nothing was computed."""
+    import pandas as pd
+
+    cols = ["backend", "backend_name", "scorer", "model", "metric", "variant", "unit", "mean", "ci_low", "ci_high",
+            "n_prompts", "n_items", "n_missing", "missing_reasons", "value", "note"]
+    if agg is None or agg.empty:
+        return pd.DataFrame(columns=cols)
+    rows = []
+    for _, r in agg.iterrows():
+        d = {c: r.get(c) for c in cols if c in r}
+        if r["n_items"] == 0:
+            d["value"] = _missing_text(r)
+        else:
+            d["value"] = fmt_value(r["mean"], r["ci_low"], r["ci_high"], r["unit"])
+            if r["n_missing"]:
+                d["value"] += f" ({int(r['n_missing'])} missing)"
+        d["note"] = _note(r["backend"], backends)
+        rows.append(d)
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _note(label: str, backends: dict | None) -> str:
+    if not backends or label not in backends:
+        return ""
+    b = backends[label]
+    if b.labelled_noise:
+        return NOISE_NOTE
+    if b.name == "reference":
+        return CEILING_NOTE
+    return ""
+
+
+def summary_table(agg, backends: dict | None = None, scorer_ids: dict[str, str | None] | None = None):
+    """One row per backend, one column per headline metric (primary scorer identities), formatted cells."""
+    import pandas as pd
+
+    if agg is None or agg.empty:
+        return pd.DataFrame(columns=["backend"])
+    scorer_ids = scorer_ids or {}
+    ids = {v for v in scorer_ids.values() if v}
+    a = agg[agg["scorer_id"].isin(ids)] if ids else agg
+    rows = []
+    for b in _backend_order(a["backend"], backends):
+        row = {"backend": b}
+        for metric, variant, title in HEADLINE:
+            r = a[(a.backend == b) & (a.metric == metric) & (a.variant == variant)]
+            if r.empty:
+                row[title] = "n/a"
+            else:
+                r = r.iloc[0]
+                row[title] = _missing_text(r) if r["n_items"] == 0 else fmt_value(r["mean"], r["ci_low"],
+                                                                                   r["ci_high"], r["unit"])
+        row["note"] = _note(b, backends)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _backend_order(labels: Iterable[str], backends: dict | None) -> list[str]:
+    present = list(dict.fromkeys(labels))
+    if backends:
+        return [b for b in backends if b in present] + [b for b in present if b not in backends]
+    return present
+
+
+def category_table(agg_cat, backends: dict | None = None, scorer_ids: dict[str, str | None] | None = None,
+                   metrics: Sequence[tuple[str, str]] = (("prompt_following", ""), ("text_exact", "lenient"),
+                                                         ("clip_score", ""))):
+    """Per backend x category for the headline metrics (long format): mean, CI, counts, formatted value."""
+    import pandas as pd
+
+    cols = ["backend", "category", "metric", "variant", "unit", "mean", "ci_low", "ci_high", "n_prompts", "n_items",
+            "n_missing", "value"]
+    if agg_cat is None or agg_cat.empty:
+        return pd.DataFrame(columns=cols)
+    ids = {v for v in (scorer_ids or {}).values() if v}
+    a = agg_cat[agg_cat["scorer_id"].isin(ids)] if ids else agg_cat
+    a = a[[(m, v) in set(metrics) for m, v in zip(a.metric, a.variant)]]
+    rows = []
+    order = _backend_order(a["backend"], backends)
+    for _, r in a.iterrows():
+        d = {c: r[c] for c in cols if c in r}
+        d["value"] = _missing_text(r) if r["n_items"] == 0 else fmt_value(r["mean"], r["ci_low"], r["ci_high"],
+                                                                          r["unit"])
+        rows.append(d)
+    out = pd.DataFrame(rows, columns=cols)
+    out["_o"] = out["backend"].map({b: i for i, b in enumerate(order)})
+    return out.sort_values(["metric", "variant", "_o", "category"]).drop(columns="_o").reset_index(drop=True)
+
+
+def category_pivot(cat, metric: str, variant: str):
+    """backend x category grid of formatted values for one metric (for Markdown)."""
+    sub = cat[(cat.metric == metric) & (cat.variant == variant)]
+    if sub.empty:
+        return None
+    order = list(dict.fromkeys(sub["backend"]))
+    p = sub.pivot(index="backend", columns="category", values="value").reindex(order).fillna("n/a")
+    return p.reset_index()
+
+
+def failures_table(records, scores, backends: dict | None = None):
+    """Per backend: planned items, ok / failed / filtered / not generated, and per scorer the items whose
+    metrics are missing, with the reasons counted."""
+    import pandas as pd
+
+    rows = []
+    if records is None or records.empty:
+        return pd.DataFrame(columns=["backend", "planned", "ok", "failed", "filtered", "not generated",
+                                     "missing metrics"])
+    for b in _backend_order(records["backend"], backends):
+        r = records[records.backend == b]
+        st = r["status"].value_counts()
+        row = {"backend": b, "planned": len(r), "ok": int(st.get("ok", 0)), "failed": int(st.get("failed", 0)),
+               "filtered": int(st.get("filtered", 0)), "not generated": int(st.get("missing", 0))}
+        parts = []
+        if scores is not None and not scores.empty:
+            s = scores[(scores.backend == b) & scores["missing_reason"].notna()]
+            # one count per item and scorer identity (an item misses several metrics for one reason)
+            s = s.drop_duplicates(["prompt_id", "seed", "scorer_id", "missing_reason"])
+            for (model, reason), g in s.groupby(["model", "missing_reason"], sort=True):
+                parts.append(f"{model}: {len(g)} item(s), {reason}")
+        row["missing metrics"] = "; ".join(parts) if parts else "none"
+        errs = r.loc[r["status"].isin(["failed", "filtered"]), "error"] if "error" in r else []
+        msgs = list(dict.fromkeys(str(e) for e in errs if not _nan(e)))
+        row["errors"] = "; ".join(msgs[:3]) + (" ..." if len(msgs) > 3 else "")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# --- the article's three tables ---------------------------------------------------------------------------
+
+def prompt_following_table(agg, backends: dict | None = None, clip_id: str | None = None):
+    """Backend -> "% accurate (CI)", like "Flux.1 Dev: 95% accurate"."""
+    import pandas as pd
+
+    cols = ["backend", "accurate", "mean", "ci_low", "ci_high", "n_prompts", "n_items", "model", "note"]
+    if agg is None or agg.empty:
+        return pd.DataFrame(columns=cols)
+    a = agg[(agg.metric == "prompt_following")]
+    if clip_id:
+        a = a[a.scorer_id == clip_id]
+    rows = []
+    for b in _backend_order(a["backend"], backends):
+        r = a[a.backend == b].iloc[0]
+        if r["n_items"] == 0:
+            acc = _missing_text(r)
+        else:
+            acc = f"{r['mean']:.0f}% accurate (95% CI {r['ci_low']:.0f}-{r['ci_high']:.0f})"
+        rows.append({"backend": b, "accurate": acc, "mean": r["mean"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
+                     "n_prompts": int(r["n_prompts"]), "n_items": int(r["n_items"]), "model": r["model"],
+                     "note": _note(b, backends)})
+    return pd.DataFrame(rows, columns=cols)
+
+
+def text_table(agg, backends: dict | None = None, ocr_id: str | None = None):
+    """Backend -> verdict ("usually correct", "often garbled", "mixed") with the text accuracy behind it,
+    strict accuracy, garbled share, and the reference backend's accuracy (the OCR ceiling)."""
+    import pandas as pd
+
+    cols = ["backend", "verdict", "text accuracy", "mean", "ci_low", "ci_high", "strict", "garbled targets",
+            "ceiling", "n_prompts", "n_items", "engine", "note"]
+    if agg is None or agg.empty:
+        return pd.DataFrame(columns=cols)
+    a = agg[agg.scorer_id == ocr_id] if ocr_id else agg
+    rows = []
+    te = a[(a.metric == "text_exact") & (a.variant == "lenient")]
+    for b in _backend_order(te["backend"], backends):
+        r = te[te.backend == b].iloc[0]
+
+        def pct(metric, variant):
+            x = a[(a.backend == b) & (a.metric == metric) & (a.variant == variant)]
+            return f"{x.iloc[0]['mean']:.0f}%" if len(x) and not _nan(x.iloc[0]["mean"]) else "-"
+
+        if r["n_items"] == 0:
+            verdict, acc = "-", _missing_text(r)
+        else:
+            verdict = r["label"] or "-"
+            acc = fmt_value(r["mean"], r["ci_low"], r["ci_high"], "%")
+        ceil = r.get("ceiling")
+        rows.append({"backend": b, "verdict": verdict, "text accuracy": acc, "mean": r["mean"], "ci_low": r["ci_low"],
+                     "ci_high": r["ci_high"], "strict": pct("text_exact", "strict"),
+                     "garbled targets": pct("text_garbled", "lenient"),
+                     "ceiling": "-" if _nan(ceil) else fmt_value(ceil, r["ceiling_ci_low"], r["ceiling_ci_high"], "%"),
+                     "n_prompts": int(r["n_prompts"]), "n_items": int(r["n_items"]), "engine": r["model"],
+                     "note": _note(b, backends)})
+    return pd.DataFrame(rows, columns=cols)
+
+
+def speed_table(records, backends: dict | None = None):
+    """Backend -> steps, resolution, median seconds per image (warm-up items excluded), load time, peak
+    VRAM, peak RSS, and the hardware it ran on (from run.json). Timings from different hardware are never
+    compared: `hardware` says where each number comes from."""
+    import pandas as pd
+
+    cols = ["backend", "steps", "resolution", "median s/image", "n timed", "load s", "peak VRAM GB", "peak RSS GB",
+            "hardware", "note"]
+    if records is None or records.empty:
+        return pd.DataFrame(columns=cols)
+    rows = []
+    for b in _backend_order(records["backend"], backends):
+        r = records[(records.backend == b) & (records.status == "ok")]
+        meta = backends.get(b) if backends else None
+        timed = r[(r["warmup"] == False) & r["latency_s"].notna()] if "warmup" in r else r.iloc[0:0]  # noqa: E712
+        med = float(np.median(timed["latency_s"])) if len(timed) else math.nan
+        steps = sorted({int(s) for s in r["steps"].dropna()}) if "steps" in r else []
+        sizes = sorted({f"{int(w)}x{int(h)}" for w, h in zip(r["width"], r["height"]) if not _nan(w)}) \
+            if "width" in r else []
+        load = meta.load_s if meta and meta.load_s is not None else (
+            float(r["load_s"].dropna().max()) if "load_s" in r and r["load_s"].notna().any() else math.nan)
+        vram = r["peak_vram_gb"].dropna() if "peak_vram_gb" in r else []
+        rss = r["peak_rss_gb"].dropna() if "peak_rss_gb" in r else []
+        note = _note(b, backends)
+        if len(r) and not len(timed):
+            note = "; ".join(x for x in [note, "no timed item (only the warm-up)"] if x)
+        rows.append({"backend": b, "steps": ",".join(map(str, steps)) or "-", "resolution": ",".join(sizes) or "-",
+                     "median s/image": med, "n timed": len(timed), "load s": load,
+                     "peak VRAM GB": float(max(vram)) if len(vram) else math.nan,
+                     "peak RSS GB": float(max(rss)) if len(rss) else math.nan,
+                     "hardware": meta.hardware if meta else None, "note": note})
+    return pd.DataFrame(rows, columns=cols)
+
+
+# --- rendering ------------------------------------------------------------------------------------------------
+
+def _cell(x: Any, col: str = "") -> str:
+    if _nan(x):
+        if col == "peak VRAM GB":
+            return "n/a (no CUDA)"
+        return "-"
+    if isinstance(x, (float, np.floating)):
+        if col in ("median s/image", "load s"):
+            return f"{x:.3f}" if x < 10 else f"{x:.1f}"
+        if col.startswith("peak"):
+            return f"{x:.2f}"
+        return f"{x:.3g}"
+    return str(x).replace("|", "\\|").replace("\n", " ")
+
+
+def display_frame(df, columns: Sequence[str] | None = None):
+    """The columns a reader sees (no raw mean/ci helper columns unless asked), as strings."""
+    cols = list(columns) if columns else [c for c in df.columns if c not in ("mean", "ci_low", "ci_high")]
+    return [[_cell(row[c], c) for c in cols] for _, row in df[cols].iterrows()], cols
+
+
+def to_markdown(df, columns: Sequence[str] | None = None) -> str:
+    if df is None or df.empty:
+        return "_(no rows)_\n"
+    rows, cols = display_frame(df, columns)
+    out = ["| " + " | ".join(cols) + " |", "| " + " | ".join("---" for _ in cols) + " |"]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(out) + "\n"
+
+
+def format_compact(df, columns: Sequence[str] | None = None, max_width: int | None = None) -> str:
+    """Aligned plain-text table for the terminal (cells cut at max_width characters)."""
+    if df is None or df.empty:
+        return "(no rows)"
+    rows, cols = display_frame(df, columns)
+    if max_width:
+        rows = [[c if len(c) <= max_width else c[: max_width - 3] + "..." for c in r] for r in rows]
+    widths = [max(len(str(x)) for x in [c] + [r[i] for r in rows]) for i, c in enumerate(cols)]
+    line = lambda r: "  ".join(str(x).ljust(w) for x, w in zip(r, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(cols)] + [line(r) for r in rows])
+
+
+def _short(s: Any, n: int) -> str:
+    s = "" if s is None else str(s)
+    return s if len(s) <= n else s[: n - 3] + "..."
