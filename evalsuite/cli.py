@@ -45,6 +45,9 @@ def _add_run(sub) -> None:
                    help="more paid remote calls than this need --yes")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--no-score", action="store_true", help="generate only; score later with `evalsuite score`")
+    p.add_argument("--score-after", action="store_true",
+                   help="score only once generation has finished (default: a worker scores finished images "
+                        "while generation goes on; same results)")
     _add_score_options(p)
     p.set_defaults(handler=_cmd_run)
 
@@ -67,7 +70,7 @@ def _cmd_run(args) -> int:
         progress=not args.no_progress, argv=sys.argv[1:], retry_filtered=args.retry_filtered,
         concurrency=args.concurrency, yes=args.yes, dry_run=args.dry_run, max_cost=args.max_cost,
         max_calls_without_confirm=args.max_calls_without_confirm, score=not args.no_score,
-        scorers=args.scorers, ocr=args.ocr, clip_model=args.clip_model,
+        scorers=args.scorers, ocr=args.ocr, clip_model=args.clip_model, overlap=not args.score_after,
     )
     print(result.summary())
     if result.scores is not None:
