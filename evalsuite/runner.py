@@ -101,6 +101,7 @@ class RunResult:
     dry_run: bool = False
     todo: dict[str, int] = field(default_factory=dict)           # items to generate per backend label
     failures: dict[str, list[str]] = field(default_factory=dict)  # per backend: failed/filtered summary lines
+    scored_while_generating: int = 0  # scorer x item pairs the overlapped worker scored during generation
     rank: int | None = None          # under torchrun: this process's rank (counts of rank > 0: its share only)
 
     def total(self, what: str) -> int:
@@ -427,6 +428,8 @@ def _run(backends, prompts, *, seeds, num_seeds, categories, limit, size, run_di
         if c.not_attempted:
             log(f"{label}: {c.not_attempted} item(s) not attempted (--max-cost reached or interrupted); "
                 "rerun to continue")
+    if worker is not None:
+        result.scored_while_generating = worker.scored
     if score:
         from .scoring import score_run
 
