@@ -8,6 +8,7 @@ same cache keys), so the final `score_run` finds them done, scores whatever the 
 gives, while a run costs about max(generation, scoring) instead of their sum (when generation and
 scoring do not fight over the same cores: a GPU generating while OCR runs on the CPU, or both on a GPU).
 
+The scoring models are loaded in the calling thread before the worker starts (see start()).
 CLIP is batched as items arrive (a batch is scored when full or when the queue runs dry); other batch
 boundaries than score_run's can move a CLIP cosine in its last float32 bits (about 1e-7), never more.
 """
@@ -48,6 +49,25 @@ class ScoringWorker:
         self._clip_off = False
 
     def start(self) -> "ScoringWorker":
+        """Load the scoring models here, in the calling thread, then start the worker thread.
+
+        Loading first matters: building a model draws on torch's global random generator and may patch
+        global state (init_empty_weights); done in a thread while a backend builds its (random-weight)
+        model, it would change that model. Inference in the thread touches neither.
+        """
+        from PIL import Image
+
+        from .clip import ClipUnavailable, load_clip
+        from .ocr import read_boxes
+
+        if self.clip_spec is not None:
+            try:
+                load_clip(self.clip_spec, self.device)
+            except ClipUnavailable:
+                self._clip_off = True    # the final score_run stores the CLIP metrics as missing, with the reason
+        blank = Image.new("RGB", (32, 32), "white")
+        for e in self.engines:
+            read_boxes(e, blank)
         self._rf = RunFolder(self.root)
         self._prompts = self._rf.prompts()
         self._thread = threading.Thread(target=self._loop, name="scoring-worker", daemon=True)
