@@ -31,15 +31,22 @@ def machine() -> str:
             f"({torch.get_num_threads()} threads), Python {platform.python_version()}")
 
 
-def tiny_clip(folder: Path) -> str:
-    """A random-weight open_clip model saved as CONFIG.json:CKPT (224 px input): for throughput, never quality."""
+SMALL_CLIP_CFG = {"embed_dim": 16, "quick_gelu": True,
+                  "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 8, "head_width": 16},
+                  "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
+
+
+def tiny_clip(folder: Path, small: bool = False) -> str:
+    """A random-weight open_clip model saved as CONFIG.json:CKPT (224 px input, or 32 px with small=True):
+    for throughput and plumbing, never quality."""
     import open_clip
     import torch
 
     folder.mkdir(parents=True, exist_ok=True)
-    cfg = folder / "bench-tiny-clip.json"
-    cfg.write_text(json.dumps(TINY_CLIP_CFG))
+    name = "bench-small-clip" if small else "bench-tiny-clip"
+    cfg = folder / f"{name}.json"
+    cfg.write_text(json.dumps(SMALL_CLIP_CFG if small else TINY_CLIP_CFG))
     open_clip.add_model_config(cfg)
     torch.manual_seed(0)
-    torch.save(open_clip.create_model("bench-tiny-clip", pretrained=None).state_dict(), folder / "tiny.pt")
+    torch.save(open_clip.create_model(name, pretrained=None).state_dict(), folder / "tiny.pt")
     return f"{cfg}:{folder / 'tiny.pt'}"

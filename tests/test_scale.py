@@ -210,3 +210,17 @@ def test_torchrun_two_processes_same_items_as_one(demo_run, tmp_path):
     assert all(again[k][2] == got[k][2] for k in lost)               # stable sharding
     assert {p: p.stat().st_mtime_ns for p in kept} == kept
     assert len(json.loads((d / "run.json").read_text())["invocations"]) == 2
+
+
+def test_gpu_check_cpu_dry_runs_every_cpu_section(tmp_path):
+    out = tmp_path / "gc.json"
+    p = subprocess.run([sys.executable, str(REPO / "bench" / "gpu_check.py"), "--cpu-dry", "--skip", "ocr,tiling",
+                        "--json", out], cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    rows = {r["section"]: r for r in json.loads(out.read_text())["rows"]}
+    assert {r["status"] for r in rows.values()} == {"ok", "skipped"}
+    cuda_only = [k for k in rows if "CUDA" in k or "offload" in k or "nf4" in k]
+    assert len(cuda_only) == 5 and all(rows[k]["status"] == "skipped" for k in cuda_only)
+    ok = [k for k, r in rows.items() if r["status"] == "ok"]
+    assert len(ok) == 4 and any("torchao" in k for k in ok) and any("toy FLUX" in k for k in ok)
+    assert "0 section(s) failed" in p.stdout and "summary (" in p.stdout
