@@ -324,6 +324,7 @@ def _run(backends, prompts, *, seeds, num_seeds, categories, limit, size, run_di
         invocations=(old_info.invocations if old_info else []) + [
             {"time": stamp, "argv": argv, "backends": specs, "seeds": seed_list}],
     )
+    dist.barrier()     # every rank has read the folder's old state before rank 0 changes it
     if dist.is_main:   # rank 0 writes the run files; the other ranks start once they exist (barrier)
         run_dir.mkdir(parents=True, exist_ok=True)
         removed = remove_partial_files(run_dir)
@@ -434,6 +435,12 @@ def _run(backends, prompts, *, seeds, num_seeds, categories, limit, size, run_di
         from .scoring import score_run
 
         result.scores = score_run(run_dir, scorers, ocr=ocr, clip_model=clip_model, progress=progress, log=log)
+        if worker is not None:   # what the worker scored during this run counts as scored, not as cached
+            for slug, wc in worker.result.counts.items():
+                c = result.scores.counts.get(slug)
+                if c is not None and wc.scored:
+                    moved = min(wc.scored, c.cached)
+                    c.scored, c.cached = c.scored + moved, c.cached - moved
     return result
 
 
