@@ -45,9 +45,9 @@ def _add_run(sub) -> None:
                    help="more paid remote calls than this need --yes")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--no-score", action="store_true", help="generate only; score later with `evalsuite score`")
-    p.add_argument("--score-after", action="store_true",
-                   help="score only once generation has finished (default: a worker scores finished images "
-                        "while generation goes on; same results)")
+    p.add_argument("--overlap", choices=("auto", "on", "off"), default="auto",
+                   help="score finished images in a worker while generation goes on (same results); auto: on when "
+                        "a backend generates on CUDA or remotely, off when generation uses the CPU scoring needs")
     _add_score_options(p)
     p.set_defaults(handler=_cmd_run)
 
@@ -70,7 +70,8 @@ def _cmd_run(args) -> int:
         progress=not args.no_progress, argv=sys.argv[1:], retry_filtered=args.retry_filtered,
         concurrency=args.concurrency, yes=args.yes, dry_run=args.dry_run, max_cost=args.max_cost,
         max_calls_without_confirm=args.max_calls_without_confirm, score=not args.no_score,
-        scorers=args.scorers, ocr=args.ocr, clip_model=args.clip_model, overlap=not args.score_after,
+        scorers=args.scorers, ocr=args.ocr, clip_model=args.clip_model,
+        overlap={"auto": None, "on": True, "off": False}[args.overlap],
     )
     print(result.summary())
     if result.scores is not None:

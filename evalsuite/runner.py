@@ -205,7 +205,7 @@ def run(
     scorers: str | Iterable[str] | None = ("clip", "ocr"),
     ocr: str | Iterable[str] | None = ("easyocr",),
     clip_model: str | None = None,
-    overlap: bool = True,
+    overlap: bool | None = None,
 ) -> RunResult:
     """Generate every prompt x seed with each backend into `run_dir`; resume where a run stopped.
 
@@ -215,8 +215,9 @@ def run(
     printed, and above `max_calls_without_confirm` paid calls `yes=True` is required. `dry_run` prints
     the plan and returns without writing anything; `max_cost` (USD) stops submitting remote calls.
     With score=True (default) the run is then scored (evalsuite.scoring.score_run) into result.scores;
-    with overlap=True (default) a worker thread scores finished images while generation goes on, so the
-    final pass finds them done (same detail files, same table: docs/scale.md).
+    with overlap a worker thread scores finished images while generation goes on, so the final pass finds
+    them done (same detail files, same table: docs/scale.md). overlap=None (default) turns it on when
+    generation does not compete with scoring for the CPU: a local backend on CUDA or a remote backend.
     Under torchrun / accelerate launch (WORLD_SIZE > 1) the items are sharded over the processes and
     rank 0 writes the run files and scores once (evalsuite.distributed).
     """
@@ -358,6 +359,9 @@ def _run(backends, prompts, *, seeds, num_seeds, categories, limit, size, run_di
     threads = []
     before = {k: (c.generated, c.failed, c.filtered, c.not_attempted) for k, c in counts_by.items()}
     worker = None
+    if overlap is None:   # on a CPU-only machine generation and scoring fight over the same cores: score after
+        overlap = any(getattr(b, "remote", False) or str(getattr(b, "device", "")).startswith("cuda")
+                      for b in objs if todos[b.label])
     if score and overlap and any(todos.values()):
         from .scoring.overlap import ScoringWorker
 

@@ -131,7 +131,7 @@ def tiny_clip_spec(tmp_path_factory):
 
 def test_overlapped_scores_equal_generate_then_score(tmp_path, tiny_clip_spec):
     kw = dict(seeds=[0, 1], progress=False, log=quiet, scorers="clip,ocr", ocr="easyocr", clip_model=tiny_clip_spec)
-    a = evalsuite.run("flux-tiny", "smoke", run_dir=tmp_path / "overlap", **kw)
+    a = evalsuite.run("flux-tiny", "smoke", run_dir=tmp_path / "overlap", overlap=True, **kw)
     assert a.scored_while_generating > 0                  # the worker scored during generation
     counts = a.scores.counts
     assert sum(c.cached for c in counts.values()) == 0       # all of it was scored by this run...
@@ -154,8 +154,13 @@ def test_overlapped_scores_equal_generate_then_score(tmp_path, tiny_clip_spec):
 def test_overlap_off_and_worker_without_clip_weights(tmp_path):
     # default CLIP (ViT-L-14:openai) is not available offline: the worker skips it, the final pass stores it missing
     r = evalsuite.run("flux-tiny", "smoke", seeds=[0], limit=2, run_dir=tmp_path / "r", progress=False, log=quiet,
-                      scorers="clip,ocr")
+                      scorers="clip,ocr", overlap=True)
     assert r.scored_while_generating == 2                  # the OCR of both items
+    # auto: flux-tiny generates on this CPU -> no overlap here (scoring would fight generation for the cores)
+    r = evalsuite.run("flux-tiny", "smoke", seeds=[0], limit=2, run_dir=tmp_path / "auto", progress=False,
+                      log=quiet, scorers="ocr")
+    assert r.scored_while_generating == (2 if torch.cuda.is_available() else 0)
+    assert r.scores.counts[r.scores.units[0].slug].scored == 2
     df = evalsuite.load_scores(tmp_path / "r")
     clip = df[df.scorer == "clip"]
     assert len(clip) and clip["missing_reason"].str.contains("unavailable").all()
