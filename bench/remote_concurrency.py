@@ -46,7 +46,7 @@ def main() -> None:
         for conc in (1, a.concurrency):
             t = time.perf_counter()
             res = evalsuite.run(f"{spec},concurrency={conc}", "smoke", seeds=list(range(seeds)), size="64x64",
-                                run_dir=Path(tmp) / f"c{conc}", progress=False,
+                                run_dir=Path(tmp) / f"c{conc}", progress=False, score=False,
                                 log=lambda m: None)
             times[conc] = time.perf_counter() - t
             assert res.total("generated") == n_prompts * seeds, res.summary()

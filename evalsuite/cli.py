@@ -47,6 +47,9 @@ def _add_run(sub) -> None:
     p.add_argument("--no-score", action="store_true", help="generate only; score later with `evalsuite score`")
     p.add_argument("--no-report", action="store_true",
                    help="write no report at the end (tables, charts, report.html in RUN_DIR/report)")
+    p.add_argument("--overlap", choices=("auto", "on", "off"), default="auto",
+                   help="score finished images in a worker while generation goes on (same results); auto: on when "
+                        "a backend generates on CUDA or remotely, off when generation uses the CPU scoring needs")
     _add_score_options(p)
     p.set_defaults(handler=_cmd_run)
 
@@ -70,6 +73,7 @@ def _cmd_run(args) -> int:
         concurrency=args.concurrency, yes=args.yes, dry_run=args.dry_run, max_cost=args.max_cost,
         max_calls_without_confirm=args.max_calls_without_confirm, score=not args.no_score,
         scorers=args.scorers, ocr=args.ocr, clip_model=args.clip_model, report=not args.no_report,
+        overlap={"auto": None, "on": True, "off": False}[args.overlap],
     )
     print(result.summary())
     if result.scores is not None:

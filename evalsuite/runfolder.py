@@ -115,7 +115,9 @@ class ItemRecord(BaseModel):
     warmup: bool = False                  # first call of the backend in its process: excluded from medians
     load_s: float | None = None           # the backend's model load time in this process
     peak_vram_gb: float | None = None
-    peak_rss_gb: float | None = None
+    peak_rss_gb: float | None = None       # process peak RSS during this item's call (evalsuite.timing.PeakRSS)
+    it_per_s: float | None = None         # steps / latency_s
+    rank: int | None = None               # torch.distributed rank that generated it (None: single process)
     applied: dict[str, Any] = Field(default_factory=dict)   # what the backend/service actually applied
     created: str
 

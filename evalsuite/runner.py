@@ -15,7 +15,7 @@ from typing import Any, Iterable
 from . import __version__
 from .backends import REGISTRY, GenRequest, GenResult, make_backend, parse_size
 from .backends.remote import Budget
-from .envinfo import environment, peak_rss_gb
+from .envinfo import environment
 from .errors import EvalsuiteError
 from .prompts import Prompt, PromptSet, load_prompt_set
 from .runfolder import (BackendInfo, ItemRecord, PlanEntry, RunInfo, atomic_write_bytes, atomic_write_json,
@@ -102,11 +102,18 @@ class RunResult:
     todo: dict[str, int] = field(default_factory=dict)           # items to generate per backend label
     failures: dict[str, list[str]] = field(default_factory=dict)  # per backend: failed/filtered summary lines
     report: Any = None                                            # evalsuite.report.Report when one was written
+    scored_while_generating: int = 0  # scorer x item pairs the overlapped worker scored during generation
+    rank: int | None = None          # under torchrun: this process's rank (counts of rank > 0: its share only)
 
     def total(self, what: str) -> int:
         return sum(getattr(c, what) for c in self.backends.values())
 
     def summary(self) -> str:
+        if self.rank:
+            return f"rank {self.rank}: " + self._summary() + " (this rank's share; rank 0 prints the totals)"
+        return self._summary()
+
+    def _summary(self) -> str:
         g, r, f, x = (self.total(k) for k in ("generated", "reused", "failed", "filtered"))
         if self.dry_run:
             return f"dry run: {sum(self.todo.values())} item(s) to generate, {r} already done; nothing written"
@@ -200,6 +207,7 @@ def run(
     ocr: str | Iterable[str] | None = ("easyocr",),
     clip_model: str | None = None,
     report: bool = True,
+    overlap: bool | None = None,
 ) -> RunResult:
     """Generate every prompt x seed with each backend into `run_dir`; resume where a run stopped.
 
@@ -208,10 +216,36 @@ def run(
     local backends generate in this thread; before the first paid call the calls and an estimated cost are
     printed, and above `max_calls_without_confirm` paid calls `yes=True` is required. `dry_run` prints
     the plan and returns without writing anything; `max_cost` (USD) stops submitting remote calls.
-    With score=True (default) the run is then scored (evalsuite.scoring.score_run) into result.scores, and with
-    report=True (default) the report (tables, charts, report.html in RUN_DIR/report) is written into result.report.
+    With score=True (default) the run is then scored (evalsuite.scoring.score_run) into result.scores;
+    with overlap a worker thread scores finished images while generation goes on, so the final pass finds
+    them done (same detail files, same table: docs/scale.md). overlap=None (default) turns it on when
+    generation does not compete with scoring for the CPU: a local backend on CUDA or a remote backend.
+    Under torchrun / accelerate launch (WORLD_SIZE > 1) the items are sharded over the processes and
+    rank 0 writes the run files and scores once (evalsuite.distributed).
+    With report=True (default) the report (tables, charts, report.html in RUN_DIR/report) is written
+    after scoring into result.report.
     """
     log = log or (lambda msg: print(msg, file=sys.stderr))
+    from . import distributed
+
+    dist = distributed.init()
+    try:
+        return _run(backends, prompts, seeds=seeds, num_seeds=num_seeds, categories=categories, limit=limit,
+                    size=size, run_dir=run_dir, retry_failed=retry_failed, retry_filtered=retry_filtered,
+                    concurrency=concurrency, yes=yes, dry_run=dry_run, max_cost=max_cost,
+                    max_calls_without_confirm=max_calls_without_confirm, progress=progress, argv=argv, log=log,
+                    score=score, scorers=scorers, ocr=ocr, clip_model=clip_model, report=report, overlap=overlap,
+                    dist=dist)
+    finally:
+        dist.close()
+
+
+def _run(backends, prompts, *, seeds, num_seeds, categories, limit, size, run_dir, retry_failed, retry_filtered,
+         concurrency, yes, dry_run, max_cost, max_calls_without_confirm, progress, argv, log, score, scorers, ocr,
+         clip_model, report, overlap, dist) -> RunResult:
+    from . import distributed
+    from .timing import rss_method
+
     # 1. Validate everything before writing anything.
     if score:
         from .scoring import validate_options
@@ -268,8 +302,16 @@ def run(
     if dry_run:
         return RunResult(run_dir=run_dir, backends=counts_by, dry_run=True,
                          todo={k: len(v) for k, v in todos.items()})
+    if dist.active:  # this rank's share: plan entry i of each backend goes to rank i % world_size
+        for label, rows in plan.entries.items():
+            mine = {e.record for e, *_ in distributed.shard(rows, dist.rank, dist.world_size)}
+            todos[label] = [row for row in todos[label] if row[0].record in mine]
 
     env = environment()
+    env["peak_rss_method"] = rss_method()
+    if dist.active:
+        env["distributed"] = {"world_size": dist.world_size, "backend": dist.backend,
+                              "sharding": "plan entry i of each backend -> rank i % world_size"}
     stamp = now()
     backend_infos = dict(old_info.backends) if old_info else {}
     for b in objs:
@@ -292,15 +334,18 @@ def run(
         invocations=(old_info.invocations if old_info else []) + [
             {"time": stamp, "argv": argv, "backends": specs, "seeds": seed_list}],
     )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    removed = remove_partial_files(run_dir)
-    if removed:
-        log(f"removed {removed} partial file(s) left by an interrupted run")
-    write_jsonl(run_dir / "prompts.jsonl", [merged_prompts[k] for k in sorted(merged_prompts)])
-    write_jsonl(run_dir / "plan.jsonl", kept + new_entries)
-    atomic_write_json(run_dir / "run.json", info.model_dump())
+    dist.barrier()     # every rank has read the folder's old state before rank 0 changes it
+    if dist.is_main:   # rank 0 writes the run files; the other ranks start once they exist (barrier)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        removed = remove_partial_files(run_dir)
+        if removed:
+            log(f"removed {removed} partial file(s) left by an interrupted run")
+        write_jsonl(run_dir / "prompts.jsonl", [merged_prompts[k] for k in sorted(merged_prompts)])
+        write_jsonl(run_dir / "plan.jsonl", kept + new_entries)
+        atomic_write_json(run_dir / "run.json", info.model_dump())
+    dist.barrier()
 
-    result = RunResult(run_dir=run_dir)
+    result = RunResult(run_dir=run_dir, rank=dist.rank if dist.active else None)
     for b in objs:
         if hasattr(b, "unmatched"):
             planned = {(e.prompt_id, e.seed) for e, *_ in plan.entries[b.label]}
@@ -318,14 +363,28 @@ def run(
     result.todo = {k: len(v) for k, v in todos.items()}
     lock = threading.Lock()
     stop = threading.Event()
-    budget = Budget(max_cost)
+    budget = Budget(max_cost / dist.world_size if max_cost is not None else None)  # each rank its share
     errors: list[BaseException] = []
     threads = []
+    before = {k: (c.generated, c.failed, c.filtered, c.not_attempted) for k, c in counts_by.items()}
+    worker = None
+    if overlap is None:   # on a CPU-only machine generation and scoring fight over the same cores: score after
+        overlap = any(getattr(b, "remote", False) or str(getattr(b, "device", "")).startswith("cuda")
+                      for b in objs if todos[b.label])
+    if score and overlap and any(todos.values()):
+        from .scoring.overlap import ScoringWorker
+
+        worker = ScoringWorker(run_dir, scorers, ocr=ocr, clip_model=clip_model, log=log)
+        worker.start()
+        for label, rows in plan.entries.items():   # items made earlier but maybe not scored yet: this rank's share
+            for e, *_ in distributed.shard(rows, dist.rank, dist.world_size):
+                worker.submit(e)
+    on_item = worker.submit if worker else None
     for b in objs:
         if getattr(b, "remote", False) and todos[b.label]:
             t = threading.Thread(target=_generate_remote, name=f"remote-{b.label}", daemon=True,
                                  args=(b, todos[b.label], run_dir, info, counts_by[b.label], progress, budget,
-                                       stop, lock, errors))
+                                       stop, lock, errors, on_item, dist))
             t.start()
             threads.append(t)
     try:
@@ -333,25 +392,48 @@ def run(
             if getattr(b, "remote", False) or not todos[b.label]:
                 continue
             try:
-                _generate_backend(b, todos[b.label], run_dir, info, counts_by[b.label], progress)
+                _generate_backend(b, todos[b.label], run_dir, info, counts_by[b.label], progress, on_item, dist)
             finally:
-                with lock:
-                    atomic_write_json(run_dir / "run.json", info.model_dump())
+                if dist.is_main:
+                    with lock:
+                        atomic_write_json(run_dir / "run.json", info.model_dump())
                 if hasattr(b, "close"):
                     b.close()
         for t in threads:
             while t.is_alive():
                 t.join(0.2)
+        if worker is not None:
+            worker.finish()
     except BaseException:
         stop.set()          # remote threads submit nothing more; items in flight finish and are stored
+        if worker is not None:
+            worker.cancel()
         for t in threads:
             t.join(60)
         raise
-    if threads:
+    if threads and dist.is_main:
         with lock:
             atomic_write_json(run_dir / "run.json", info.model_dump())
     if errors:
         raise errors[0]
+    if dist.active:   # every rank's new counts and hardware to rank 0, which records them and scores
+        deltas = {k: tuple(a - b for a, b in zip((c.generated, c.failed, c.filtered, c.not_attempted), before[k]))
+                  for k, c in counts_by.items()}
+        gathered = dist.gather((deltas, distributed.rank_info(dist)))
+        dist.barrier()
+        if not dist.is_main:
+            return RunResult(run_dir=run_dir, backends=counts_by, todo={k: len(v) for k, v in todos.items()},
+                             rank=dist.rank)
+        for r, (d, _) in enumerate(gathered):
+            if r == 0:
+                continue
+            for k, (g, f, x, n) in d.items():
+                c = counts_by[k]
+                c.generated, c.failed, c.filtered, c.not_attempted = (c.generated + g, c.failed + f,
+                                                                      c.filtered + x, c.not_attempted + n)
+        info.environment["distributed"]["ranks"] = [
+            {**ri, "generated": {k: v[0] for k, v in d.items()}} for d, ri in gathered]
+        atomic_write_json(run_dir / "run.json", info.model_dump())
     result.failures = _failure_summary(run_dir, plan)
     for label, lines in result.failures.items():
         for line in lines:
@@ -360,10 +442,18 @@ def run(
         if c.not_attempted:
             log(f"{label}: {c.not_attempted} item(s) not attempted (--max-cost reached or interrupted); "
                 "rerun to continue")
+    if worker is not None:
+        result.scored_while_generating = worker.scored
     if score:
         from .scoring import score_run
 
         result.scores = score_run(run_dir, scorers, ocr=ocr, clip_model=clip_model, progress=progress, log=log)
+        if worker is not None:   # what the worker scored during this run counts as scored, not as cached
+            for slug, wc in worker.result.counts.items():
+                c = result.scores.counts.get(slug)
+                if c is not None and wc.scored:
+                    moved = min(wc.scored, c.cached)
+                    c.scored, c.cached = c.scored + moved, c.cached - moved
         if report:  # tables, charts and report.html in RUN_DIR/report (evalsuite.report; only after scoring)
             from .report import write_report
 
@@ -434,12 +524,12 @@ def _cost_guard(objs, plan, todos, *, yes: bool, dry_run: bool, max_cost: float 
 
 
 def _write_record(b, entry, prompt, res: GenResult, run_dir: Path, cfg: dict[str, Any], latency_s: float,
-                  counts: BackendCounts, lock: threading.Lock) -> None:
+                  counts: BackendCounts, lock: threading.Lock, on_item=None, rank: int | None = None) -> None:
     """Store one remote item: the PNG (atomic), then its record (atomic); update the counts."""
     rec = ItemRecord(
         backend=b.label, spec=b.spec, prompt_id=prompt.id, prompt=prompt.prompt, category=prompt.category,
         seed=entry.seed, key=entry.key, status=res.status, error=res.error, steps=cfg.get("steps"),
-        guidance=cfg.get("guidance"), latency_s=round(latency_s, 5), batch_size=1, warmup=False,
+        guidance=cfg.get("guidance"), latency_s=round(latency_s, 5), batch_size=1, warmup=False, rank=rank,
         applied={**res.applied, "seed": res.seed}, created=now(),
     )
     if res.status == "ok" and res.image is not None:
@@ -451,6 +541,8 @@ def _write_record(b, entry, prompt, res: GenResult, run_dir: Path, cfg: dict[str
         rec.status = "failed"
         rec.error = rec.error or "no image returned"
     atomic_write_json(run_dir / entry.record, rec.model_dump())
+    if on_item is not None and rec.status == "ok":
+        on_item(entry)
     with lock:
         if rec.status == "ok":
             counts.generated += 1
@@ -462,7 +554,7 @@ def _write_record(b, entry, prompt, res: GenResult, run_dir: Path, cfg: dict[str
 
 def _generate_remote(b, todo, run_dir: Path, info: RunInfo, counts: BackendCounts, progress: bool,
                      budget: "Budget", stop: threading.Event, lock: threading.Lock,
-                     errors: list[BaseException]) -> None:
+                     errors: list[BaseException], on_item=None, dist=None) -> None:
     """One remote backend in its own thread: b.concurrency requests in flight, each item stored as it lands."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -477,7 +569,8 @@ def _generate_remote(b, todo, run_dir: Path, info: RunInfo, counts: BackendCount
             return
         t = time.perf_counter()
         res = b.generate_one(GenRequest(prompt=prompt, seed=entry.seed, width=w, height=h))
-        _write_record(b, entry, prompt, res, run_dir, cfg, time.perf_counter() - t, counts, lock)
+        _write_record(b, entry, prompt, res, run_dir, cfg, time.perf_counter() - t, counts, lock, on_item,
+                      dist.rank if dist is not None and dist.active else None)
         bar.update(1)
 
     try:
@@ -527,8 +620,13 @@ def _failure_summary(run_dir: Path, plan: "_Plan", per_backend: int = 3) -> dict
     return out
 
 
-def _generate_backend(b, todo, run_dir: Path, info: RunInfo, counts: BackendCounts, progress: bool) -> None:
+def _generate_backend(b, todo, run_dir: Path, info: RunInfo, counts: BackendCounts, progress: bool,
+                      on_item=None, dist=None) -> None:
     from tqdm.auto import tqdm
+
+    from .timing import PeakRSS, its_per_s
+
+    rank = dist.rank if dist is not None and dist.active else None
 
     _reset_peak_vram(getattr(b, "device", None))
     t0 = time.perf_counter()
@@ -539,23 +637,26 @@ def _generate_backend(b, todo, run_dir: Path, info: RunInfo, counts: BackendCoun
     info.backends[b.label].config = cfg  # now with what load() measured (e.g. weight memory)
     # First call alone (the warm-up, excluded from medians), then batches of the backend's size.
     batches = [todo[:1]] + [todo[i:i + b.max_batch_size] for i in range(1, len(todo), b.max_batch_size)]
-    bar = tqdm(total=len(todo), desc=b.label, unit="img", disable=not progress, file=sys.stderr, dynamic_ncols=True)
+    desc = b.label if rank is None else f"{b.label} [rank {rank}]"
+    bar = tqdm(total=len(todo), desc=desc, unit="img", disable=not progress, file=sys.stderr, dynamic_ncols=True)
     try:
         for bi, batch in enumerate(batches):
             if not batch:
                 continue
             reqs = [GenRequest(prompt=p, seed=e.seed, width=w, height=h) for e, p, w, h in batch]
-            t = time.perf_counter()
-            try:
-                results = b.generate(reqs)
-            except EvalsuiteError:
-                raise
-            except Exception as e:  # this batch fails; the run goes on
-                results = [GenResult(status="failed", error=f"{type(e).__name__}: {e}".splitlines()[0][:500])
-                           for _ in reqs]
-            per_item = (time.perf_counter() - t) / len(batch)
+            with PeakRSS() as mem:
+                t = time.perf_counter()
+                try:
+                    results = b.generate(reqs)
+                except EvalsuiteError:
+                    raise
+                except Exception as e:  # this batch fails; the run goes on
+                    results = [GenResult(status="failed", error=f"{type(e).__name__}: {e}".splitlines()[0][:500])
+                               for _ in reqs]
+                per_item = (time.perf_counter() - t) / len(batch)
             vram = _peak_vram_gb()
-            rss = peak_rss_gb()
+            rss = mem.peak_gb
+            ips = its_per_s(cfg.get("steps"), per_item)
             for (entry, prompt, w, h), res in zip(batch, results):
                 rec = ItemRecord(
                     backend=b.label, spec=b.spec, prompt_id=prompt.id, prompt=prompt.prompt, category=prompt.category,
@@ -563,6 +664,7 @@ def _generate_backend(b, todo, run_dir: Path, info: RunInfo, counts: BackendCoun
                     status=res.status, error=res.error, steps=cfg.get("steps"), guidance=cfg.get("guidance"),
                     latency_s=round(per_item, 5), batch_size=len(batch), warmup=bi == 0, load_s=round(load_s, 4),
                     peak_vram_gb=round(vram, 4) if vram is not None else None, peak_rss_gb=round(rss, 4),
+                    it_per_s=round(ips, 4) if ips is not None else None, rank=rank,
                     applied={**res.applied, "seed": res.seed}, created=now(),
                 )
                 if res.status == "ok" and res.image is not None:
@@ -577,6 +679,8 @@ def _generate_backend(b, todo, run_dir: Path, info: RunInfo, counts: BackendCoun
                     rec.status = "failed"
                     counts.failed += 1
                 atomic_write_json(run_dir / entry.record, rec.model_dump())
+                if on_item is not None and rec.status == "ok":
+                    on_item(entry)
                 bar.update(1)
     finally:
         bar.close()

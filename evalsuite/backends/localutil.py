@@ -62,6 +62,10 @@ def resolve_device(name: str, raw: str, opts: dict[str, Any], gpu_needed: str | 
             raise BackendError(f"{name}: no CUDA GPU found; {gpu_needed}; pass device=cpu to run on the CPU anyway")
         else:
             device = "cpu"
+    if device == "cuda":
+        from ..distributed import local_cuda_device
+
+        device = local_cuda_device()  # cuda:LOCAL_RANK under torchrun/accelerate launch, else cuda
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise BackendError(f"backend '{raw}': device={device} but CUDA is not available here")
     if opts["offload"] != "none" and not device.startswith("cuda"):
