@@ -358,7 +358,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_third_party() -> None:
+    """Hide deprecation chatter of dependencies (torch/torchao/easyocr on CPU) that says nothing about the run."""
+    import logging
+    import warnings
+
+    logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=r".*pin_memory.*no accelerator is found.*")
+    warnings.filterwarnings("ignore", message=r"torch\.quantize_per_tensor.*deprecated.*")
+
+
 def main(argv: list[str] | None = None) -> int:
+    _quiet_third_party()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
