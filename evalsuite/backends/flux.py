@@ -19,7 +19,7 @@ from typing import Any
 from ..errors import BackendError, EvalsuiteError
 from . import BackendSpec, GenRequest, GenResult, label_for, take_options
 from . import quant as Q
-from .localutil import (DTYPES, apply_memory_options, big_file_fingerprint, check_repeated, damage_module,
+from .localutil import (release_accelerator_memory, DTYPES, apply_memory_options, big_file_fingerprint, check_repeated, damage_module,
                         folder_fingerprint, load_loras, parse_loras, pipeline_weight_memory, resolve_device,
                         resolve_weights)
 
@@ -272,16 +272,7 @@ class FluxBackend:
 
     def close(self) -> None:
         self.pipe = None
-        import gc
-
-        gc.collect()
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-        except Exception:
-            pass
+        release_accelerator_memory(self.device)
 
 
 def flux_dev(spec: BackendSpec) -> FluxBackend:

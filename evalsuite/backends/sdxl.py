@@ -18,7 +18,7 @@ from typing import Any
 from ..errors import EvalsuiteError
 from . import BackendSpec, GenRequest, GenResult, label_for, take_options
 from . import quant as Q
-from .localutil import (DTYPES, apply_memory_options, check_repeated, damage_module, load_loras, parse_loras,
+from .localutil import (release_accelerator_memory, DTYPES, apply_memory_options, check_repeated, damage_module, load_loras, parse_loras,
                         pipeline_weight_memory, resolve_device, resolve_weights)
 
 MODELS = {
@@ -200,16 +200,7 @@ class SDXLBackend:
 
     def close(self) -> None:
         self.pipe = None
-        import gc
-
-        gc.collect()
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-        except Exception:
-            pass
+        release_accelerator_memory(self.device)
 
 
 def sdxl(spec: BackendSpec) -> SDXLBackend:
