@@ -523,14 +523,14 @@ def _cost_guard(objs, plan, todos, *, yes: bool, dry_run: bool, max_cost: float 
                              "--dry-run to see the plan, or --max-cost USD to cap the spend")
 
 
-def _write_record(b, entry, prompt, res: GenResult, run_dir: Path, cfg: dict[str, Any], latency_s: float,
-                  counts: BackendCounts, lock: threading.Lock, on_item=None, rank: int | None = None) -> None:
-    """Store one remote item: the PNG (atomic), then its record (atomic); update the counts."""
+def _write_record(b, entry, prompt, res: GenResult, run_dir: Path, counts: BackendCounts, lock: threading.Lock,
+                  on_item=None, **timing: Any) -> None:
+    """Store one item: the PNG (atomic), then its record (atomic; its presence marks the item finished);
+    update the counts. `timing`: the ItemRecord's steps/guidance/latency/memory fields."""
     rec = ItemRecord(
         backend=b.label, spec=b.spec, prompt_id=prompt.id, prompt=prompt.prompt, category=prompt.category,
-        seed=entry.seed, key=entry.key, status=res.status, error=res.error, steps=cfg.get("steps"),
-        guidance=cfg.get("guidance"), latency_s=round(latency_s, 5), batch_size=1, warmup=False, rank=rank,
-        applied={**res.applied, "seed": res.seed}, created=now(),
+        seed=entry.seed, key=entry.key, status=res.status, error=res.error,
+        applied={**res.applied, "seed": res.seed}, created=now(), **timing,
     )
     if res.status == "ok" and res.image is not None:
         data = _png_bytes(res.image)
@@ -569,8 +569,9 @@ def _generate_remote(b, todo, run_dir: Path, info: RunInfo, counts: BackendCount
             return
         t = time.perf_counter()
         res = b.generate_one(GenRequest(prompt=prompt, seed=entry.seed, width=w, height=h))
-        _write_record(b, entry, prompt, res, run_dir, cfg, time.perf_counter() - t, counts, lock, on_item,
-                      dist.rank if dist is not None and dist.active else None)
+        _write_record(b, entry, prompt, res, run_dir, counts, lock, on_item, steps=cfg.get("steps"),
+                      guidance=cfg.get("guidance"), latency_s=round(time.perf_counter() - t, 5), batch_size=1,
+                      warmup=False, rank=dist.rank if dist is not None and dist.active else None)
         bar.update(1)
 
     try:
@@ -627,6 +628,7 @@ def _generate_backend(b, todo, run_dir: Path, info: RunInfo, counts: BackendCoun
     from .timing import PeakRSS, its_per_s
 
     rank = dist.rank if dist is not None and dist.active else None
+    lock = threading.Lock()  # _write_record's counts lock (local generation runs in this one thread)
 
     _reset_peak_vram(getattr(b, "device", None))
     t0 = time.perf_counter()
@@ -658,29 +660,12 @@ def _generate_backend(b, todo, run_dir: Path, info: RunInfo, counts: BackendCoun
             rss = mem.peak_gb
             ips = its_per_s(cfg.get("steps"), per_item)
             for (entry, prompt, w, h), res in zip(batch, results):
-                rec = ItemRecord(
-                    backend=b.label, spec=b.spec, prompt_id=prompt.id, prompt=prompt.prompt, category=prompt.category,
-                    seed=entry.seed, key=entry.key,
-                    status=res.status, error=res.error, steps=cfg.get("steps"), guidance=cfg.get("guidance"),
-                    latency_s=round(per_item, 5), batch_size=len(batch), warmup=bi == 0, load_s=round(load_s, 4),
-                    peak_vram_gb=round(vram, 4) if vram is not None else None, peak_rss_gb=round(rss, 4),
-                    it_per_s=round(ips, 4) if ips is not None else None, rank=rank,
-                    applied={**res.applied, "seed": res.seed}, created=now(),
+                _write_record(
+                    b, entry, prompt, res, run_dir, counts, lock, on_item, steps=cfg.get("steps"),
+                    guidance=cfg.get("guidance"), latency_s=round(per_item, 5), batch_size=len(batch),
+                    warmup=bi == 0, load_s=round(load_s, 4), peak_vram_gb=round(vram, 4) if vram is not None else None,
+                    peak_rss_gb=round(rss, 4), it_per_s=round(ips, 4) if ips is not None else None, rank=rank,
                 )
-                if res.status == "ok" and res.image is not None:
-                    data = _png_bytes(res.image)
-                    atomic_write_bytes(run_dir / entry.image, data)
-                    rec.image, rec.image_sha256 = entry.image, _sha256(data)
-                    rec.width, rec.height = res.image.width, res.image.height
-                    counts.generated += 1
-                elif res.status == "filtered":
-                    counts.filtered += 1
-                else:
-                    rec.status = "failed"
-                    counts.failed += 1
-                atomic_write_json(run_dir / entry.record, rec.model_dump())
-                if on_item is not None and rec.status == "ok":
-                    on_item(entry)
                 bar.update(1)
     finally:
         bar.close()
