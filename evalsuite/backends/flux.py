@@ -23,7 +23,6 @@ from .localutil import (release_accelerator_memory, DTYPES, apply_memory_options
                         folder_fingerprint, load_loras, parse_loras, pipeline_weight_memory, resolve_device,
                         resolve_weights)
 
-_folder_fingerprint = folder_fingerprint  # the name earlier versions exported
 
 # Only the diffusers-layout folders: the FLUX repos also hold a 23 GB single-file checkpoint.
 HUB_PATTERNS = [
