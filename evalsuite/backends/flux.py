@@ -19,9 +19,9 @@ from typing import Any
 from ..errors import BackendError, EvalsuiteError
 from . import BackendSpec, GenRequest, GenResult, label_for, take_options
 from . import quant as Q
-from .localutil import (release_accelerator_memory, DTYPES, apply_memory_options, big_file_fingerprint, check_repeated, damage_module,
-                        folder_fingerprint, load_loras, parse_loras, pipeline_weight_memory, resolve_device,
-                        resolve_weights)
+from .localutil import (DTYPES, apply_memory_options, big_file_fingerprint, check_repeated, damage_module,
+                        folder_fingerprint, load_loras, parse_loras, pipeline_weight_memory,
+                        release_accelerator_memory, resolve_device, resolve_weights)
 
 
 # Only the diffusers-layout folders: the FLUX repos also hold a 23 GB single-file checkpoint.

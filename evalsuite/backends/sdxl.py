@@ -18,8 +18,8 @@ from typing import Any
 from ..errors import EvalsuiteError
 from . import BackendSpec, GenRequest, GenResult, label_for, take_options
 from . import quant as Q
-from .localutil import (release_accelerator_memory, DTYPES, apply_memory_options, check_repeated, damage_module, load_loras, parse_loras,
-                        pipeline_weight_memory, resolve_device, resolve_weights)
+from .localutil import (DTYPES, apply_memory_options, check_repeated, damage_module, load_loras, parse_loras,
+                        pipeline_weight_memory, release_accelerator_memory, resolve_device, resolve_weights)
 
 MODELS = {
     "sdxl": dict(model_id="stabilityai/stable-diffusion-xl-base-1.0", steps=30, guidance=5.0, size=(1024, 1024),
