@@ -39,6 +39,8 @@ def _add_run(sub) -> None:
                    help="confirm paid remote calls above --max-calls-without-confirm")
     p.add_argument("--dry-run", action="store_true",
                    help="print the plan (calls per backend, estimated cost) and exit without writing anything")
+    p.add_argument("--rate-limit", type=float, metavar="PER_SECOND",
+                   help="at most this many remote submissions per second, across all remote backends of the run")
     p.add_argument("--max-cost", type=float, metavar="USD",
                    help="stop submitting remote calls once their estimated cost reaches USD")
     p.add_argument("--max-calls-without-confirm", type=int, default=50, metavar="N",
@@ -71,6 +73,7 @@ def _cmd_run(args) -> int:
         limit=args.limit, size=args.size, run_dir=args.run_dir, retry_failed=args.retry_failed,
         progress=not args.no_progress, argv=sys.argv[1:], retry_filtered=args.retry_filtered,
         concurrency=args.concurrency, yes=args.yes, dry_run=args.dry_run, max_cost=args.max_cost,
+        rate_limit=args.rate_limit,
         max_calls_without_confirm=args.max_calls_without_confirm, score=not args.no_score,
         scorers=args.scorers, ocr=args.ocr, clip_model=args.clip_model, report=not args.no_report,
         overlap={"auto": None, "on": True, "off": False}[args.overlap],

@@ -198,6 +198,7 @@ def run(
     yes: bool = False,
     dry_run: bool = False,
     max_cost: float | None = None,
+    rate_limit: float | None = None,
     max_calls_without_confirm: int = 50,
     progress: bool = True,
     argv: list[str] | None = None,
@@ -215,7 +216,8 @@ def run(
     Remote backends (b.remote) run in background threads, `concurrency` requests in flight each, while
     local backends generate in this thread; before the first paid call the calls and an estimated cost are
     printed, and above `max_calls_without_confirm` paid calls `yes=True` is required. `dry_run` prints
-    the plan and returns without writing anything; `max_cost` (USD) stops submitting remote calls.
+    the plan and returns without writing anything; `max_cost` (USD) stops submitting remote calls;
+    `rate_limit` caps remote submissions per second across all remote backends of the run.
     With score=True (default) the run is then scored (evalsuite.scoring.score_run) into result.scores;
     with overlap a worker thread scores finished images while generation goes on, so the final pass finds
     them done (same detail files, same table: docs/scale.md). overlap=None (default) turns it on when
@@ -232,7 +234,7 @@ def run(
     try:
         return _run(backends, prompts, seeds=seeds, num_seeds=num_seeds, categories=categories, limit=limit,
                     size=size, run_dir=run_dir, retry_failed=retry_failed, retry_filtered=retry_filtered,
-                    concurrency=concurrency, yes=yes, dry_run=dry_run, max_cost=max_cost,
+                    concurrency=concurrency, yes=yes, dry_run=dry_run, max_cost=max_cost, rate_limit=rate_limit,
                     max_calls_without_confirm=max_calls_without_confirm, progress=progress, argv=argv, log=log,
                     score=score, scorers=scorers, ocr=ocr, clip_model=clip_model, report=report, overlap=overlap,
                     dist=dist)
@@ -241,8 +243,8 @@ def run(
 
 
 def _run(backends, prompts, *, seeds, num_seeds, categories, limit, size, run_dir, retry_failed, retry_filtered,
-         concurrency, yes, dry_run, max_cost, max_calls_without_confirm, progress, argv, log, score, scorers, ocr,
-         clip_model, report, overlap, dist) -> RunResult:
+         concurrency, yes, dry_run, max_cost, rate_limit, max_calls_without_confirm, progress, argv, log, score,
+         scorers, ocr, clip_model, report, overlap, dist) -> RunResult:
     from . import distributed
     from .timing import rss_method
 
@@ -264,6 +266,8 @@ def _run(backends, prompts, *, seeds, num_seeds, categories, limit, size, run_di
         raise EvalsuiteError(f"--concurrency must be at least 1, got {concurrency}")
     if max_cost is not None and max_cost < 0:
         raise EvalsuiteError(f"--max-cost must be >= 0, got {max_cost}")
+    if rate_limit is not None and rate_limit <= 0:
+        raise EvalsuiteError(f"--rate-limit must be > 0 calls per second, got {rate_limit}")
     for b in objs:
         if concurrency is not None and getattr(b, "remote", False):
             b.concurrency = concurrency
@@ -363,7 +367,8 @@ def _run(backends, prompts, *, seeds, num_seeds, categories, limit, size, run_di
     result.todo = {k: len(v) for k, v in todos.items()}
     lock = threading.Lock()
     stop = threading.Event()
-    budget = Budget(max_cost / dist.world_size if max_cost is not None else None)  # each rank its share
+    budget = Budget(max_cost / dist.world_size if max_cost is not None else None,  # each rank its share
+                    rate_limit / dist.world_size if rate_limit is not None else None)
     errors: list[BaseException] = []
     threads = []
     before = {k: (c.generated, c.failed, c.filtered, c.not_attempted) for k, c in counts_by.items()}
@@ -567,6 +572,7 @@ def _generate_remote(b, todo, run_dir: Path, info: RunInfo, counts: BackendCount
             with lock:
                 counts.not_attempted += 1
             return
+        budget.wait_turn()
         t = time.perf_counter()
         res = b.generate_one(GenRequest(prompt=prompt, seed=entry.seed, width=w, height=h))
         _write_record(b, entry, prompt, res, run_dir, counts, lock, on_item, steps=cfg.get("steps"),

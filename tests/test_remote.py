@@ -273,3 +273,19 @@ def test_comfyui_user_workflow_and_mapping(fakes, tmp_path):
     with pytest.raises(EvalsuiteError, match="no node '5'"):
         _run(f"comfyui:{url},workflow={p},map=prompt:5.text;seed:108.seed", tmp_path / "x")
     assert not (tmp_path / "x").exists()
+
+
+def test_rate_limit_paces_submissions_across_remote_backends(fakes, tmp_path):
+    """--rate-limit 10/s over two remote backends (8 submissions in all, 4 in flight each): the slots are
+    0.1 s apart, so the last submission starts >= 0.7 s after the first; without the limit it is far quicker."""
+    specs = [fakes["specs"]["openai"] + ",concurrency=4", fakes["specs"]["bfl"] + ",concurrency=4"]
+    t = time.perf_counter()
+    res = _run(specs, tmp_path / "limited", limit=2, seeds="0,1", rate_limit=10)
+    limited = time.perf_counter() - t
+    assert sum(c.generated for c in res.backends.values()) == 8
+    t = time.perf_counter()
+    _run(specs, tmp_path / "free", limit=2, seeds="0,1")
+    free = time.perf_counter() - t
+    assert limited >= 0.7 and limited > free, (limited, free)
+    with pytest.raises(EvalsuiteError, match="--rate-limit must be > 0"):
+        _run(specs, tmp_path / "bad", rate_limit=0)

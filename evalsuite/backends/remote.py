@@ -377,11 +377,14 @@ def run_item(backend_name: str, fn: Callable[[dict[str, Any]], Any]):
 
 
 class Budget:
-    """--max-cost across all remote backends of a run: submissions stop once the estimate reaches it."""
+    """The shared limits of a run's remote calls, across all its remote backends: --max-cost (submissions
+    stop once the estimate reaches it) and --rate-limit (at most N submissions per second, paced evenly)."""
 
-    def __init__(self, max_cost: float | None):
+    def __init__(self, max_cost: float | None, rate_limit: float | None = None):
         self.max_cost = max_cost
         self.spent = 0.0
+        self.interval = 1.0 / rate_limit if rate_limit else 0.0
+        self.next_slot = 0.0
         self.lock = threading.Lock()
 
     def take(self, amount: float | None) -> bool:
@@ -393,3 +396,14 @@ class Budget:
                 return False
             self.spent += amount or 0.0
             return True
+
+    def wait_turn(self) -> None:
+        """Block until this submission's slot under --rate-limit (no wait without a limit)."""
+        if not self.interval:
+            return
+        with self.lock:
+            now = time.monotonic()
+            slot = max(now, self.next_slot)
+            self.next_slot = slot + self.interval
+        if slot > now:
+            time.sleep(slot - now)
