@@ -143,16 +143,24 @@ def _cmd_score(args) -> int:
 
 def _add_backends(sub) -> None:
     p = sub.add_parser("backends", help="list the backends and what each needs")
+    p.add_argument("--check", action="store_true",
+                   help="also ask each service with a key set for its live model list and compare it with the "
+                        "dated model tables (OpenAI: GET /v1/models with shutdown_date)")
     p.set_defaults(handler=_cmd_backends)
 
 
 def _cmd_backends(args) -> int:
     from .backends import describe_backends
-    from .backends.availability import availability
+    from .backends.availability import availability, check_live, facts
 
     for name, summary in describe_backends():
         ok, why = availability(name)
-        print(f"{name:<24} {'usable' if ok else 'not usable':<10} {summary}" + ("" if ok else f"  [{why}]"))
+        more = facts(name)
+        print(f"{name:<24} {'usable' if ok else 'not usable':<10} {summary}" + (f"  ({more})" if more else "")
+              + ("" if ok else f"  [{why}]"))
+    if getattr(args, "check", False):
+        print()
+        return 1 if check_live() else 0
     return 0
 
 

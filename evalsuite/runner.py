@@ -495,6 +495,7 @@ def _cost_guard(objs, plan, todos, *, yes: bool, dry_run: bool, max_cost: float 
     from .backends.remote import PRICES_AS_OF
 
     lines, paid_calls, total, unknown = [], 0, 0.0, False
+    unpriced: list[tuple[str, int]] = []       # remote backends with calls planned and no known price
     for b in objs:
         rows = todos[b.label]
         if dry_run and not getattr(b, "remote", False):
@@ -506,6 +507,8 @@ def _cost_guard(objs, plan, todos, *, yes: bool, dry_run: bool, max_cost: float 
         if price is None:
             unknown = True
             est = "price unknown (set price=USD)"
+            if rows:
+                unpriced.append((b.label, len(rows)))
         elif price == 0:
             est = "no charge"
         else:
@@ -520,8 +523,17 @@ def _cost_guard(objs, plan, todos, *, yes: bool, dry_run: bool, max_cost: float 
         log(f"{'plan' if dry_run else 'remote calls'} (prices as of {PRICES_AS_OF}; override per backend with price=):")
         for line in lines:
             log(line)
-        log(f"  total: {paid_calls} paid call(s), estimated ${total:.2f}{' plus unknown prices' if unknown else ''}"
+        n_unpriced = sum(n for _, n in unpriced)
+        log(f"  total: {paid_calls} paid call(s), estimated ${total:.2f}"
+            + (f" for the priced ones; {n_unpriced} call(s) at an unknown price" if n_unpriced else "")
             + (f"; --max-cost ${max_cost:.2f}" if max_cost is not None else ""))
+    if max_cost is not None and unpriced:
+        what = ", ".join(f"{label} ({n} call(s))" for label, n in unpriced)
+        msg = (f"--max-cost cannot bound {what}: the price per image is unknown in the dated model table; "
+               "set price=USD on that backend (e.g. SPEC,price=0.05) or drop --max-cost")
+        if not dry_run:
+            raise EvalsuiteError(msg)
+        log(f"  note: {msg}")
     if not dry_run and paid_calls > max_calls_without_confirm and not yes:
         raise EvalsuiteError(f"{paid_calls} paid remote calls planned (estimated ${total:.2f}), more than "
                              f"{max_calls_without_confirm} without confirmation; rerun with --yes to go ahead, "

@@ -60,7 +60,7 @@ def fakes(tls, monkeypatch):
         "replicate-pro": f"replicate-flux-pro:base_url={servers['replicate'].url},{FAST}",
         "fal": f"fal:fal-ai/flux/schnell,{FAST}",
         "bfl": f"bfl:flux-dev,base_url={servers['bfl'].url},{FAST}",
-        "openai": f"openai:dall-e-3,base_url={servers['openai'].url}/v1,{FAST}",
+        "openai": f"openai:gpt-image-2,base_url={servers['openai'].url}/v1,{FAST}",
         "comfyui": f"comfyui:{servers['comfyui'].url},{FAST}",
     }
     yield {"svc": svcs, "servers": servers, "env": env, "specs": specs}
@@ -102,8 +102,8 @@ def test_backend_against_fake(fakes, tmp_path, which):
     for r in recs:
         a = r.applied
         assert a["source_sha256"] and a["width"] == r.width and a["retries"] == 0
-        if which == "openai":
-            assert r.applied["seed"] is None and a["revised_prompt"].endswith(r.prompt)
+        if which == "openai":   # gpt-image-2: no seed, no prompt rewriting; the size sent is recorded
+            assert r.applied["seed"] is None and "revised_prompt" not in a and a["size"] == "64x64"
         else:
             assert r.applied["seed"] == r.seed
     if which == "replicate":
@@ -147,7 +147,7 @@ def test_moderation_filtered_and_run_goes_on(fakes, tmp_path):
         assert (c.filtered, c.generated, c.failed) == (1, 1, 0), label
     recs = {(r.backend, r.prompt_id): r for _, r in RunFolder(tmp_path / "m").records()}
     msgs = {b: r.error for (b, p), r in recs.items() if p == "neon-open-24"}
-    assert "content_policy_violation" in next(v for k, v in msgs.items() if k.startswith("openai"))
+    assert "moderation_blocked" in next(v for k, v in msgs.items() if k.startswith("openai"))
     assert any("Content Moderated" in v for v in msgs.values())
     assert any("has_nsfw_concepts" in v for v in msgs.values())
     assert any("NSFW" in v for v in msgs.values()) and any("no image returned" in v for v in msgs.values())

@@ -97,7 +97,7 @@ REGISTRY.update({
     "replicate": RegistryEntry(_R + "replicate", "replicate", "Replicate: replicate:OWNER/MODEL", takes_ref=True),
     "fal": RegistryEntry(_R + "fal", "fal", "fal.ai queue: fal:APP, e.g. fal:fal-ai/flux/dev", takes_ref=True),
     "bfl": RegistryEntry(_R + "bfl", "bfl", "Black Forest Labs API: bfl:ENDPOINT, e.g. bfl:flux-pro-1.1", takes_ref=True),
-    "openai": RegistryEntry(_R + "openai_images", "openai_images", "OpenAI Images: openai:MODEL (dall-e-3, gpt-image-1)",
+    "openai": RegistryEntry(_R + "openai_images", "openai_images", "OpenAI Images: openai:MODEL, e.g. openai:gpt-image-2",
                             takes_ref=True),
     "comfyui": RegistryEntry(_R + "comfyui", "comfyui", "a ComfyUI server running the shipped Flux workflow or yours: "
                              "comfyui[:URL]", takes_ref=True, default_ref="http://127.0.0.1:8188"),
@@ -111,10 +111,17 @@ PRESETS = {
     "fal-flux-dev": ("fal", "fal-ai/flux/dev"),
     "fal-flux-schnell": ("fal", "fal-ai/flux/schnell"),
     "fal-flux-pro": ("fal", "fal-ai/flux-pro/v1.1"),
+    "bfl-flux-pro-ultra": ("bfl", "flux-pro-1.1-ultra"),
+    "replicate-flux-pro-ultra": ("replicate", "black-forest-labs/flux-1.1-pro-ultra"),
+    "openai-gpt-image-2": ("openai", "gpt-image-2"),
+}
+# Presets of models the service has shut down: still recognised, so that using one fails at plan time with
+# the shutdown date and the replacement (evalsuite/data/services/*.yaml) instead of "unknown backend".
+RETIRED_PRESETS = {
     "openai-dall-e-3": ("openai", "dall-e-3"),
     "openai-gpt-image-1": ("openai", "gpt-image-1"),
 }
-for _name, (_svc, _ref) in PRESETS.items():
+for _name, (_svc, _ref) in {**PRESETS, **RETIRED_PRESETS}.items():
     REGISTRY[_name] = RegistryEntry(REGISTRY[_svc].module, REGISTRY[_svc].factory, f"= {_svc}:{_ref}",
                                     default_ref=_ref)
 

@@ -42,10 +42,77 @@ def _hf_cached(model_id: str) -> bool:
         return False
 
 
+def preset_model(name: str):
+    """The service table's ModelInfo for a preset (or SERVICE:MODEL registry name), else None."""
+    from . import PRESETS, RETIRED_PRESETS
+    from .services import model_info
+
+    if name in PRESETS or name in RETIRED_PRESETS:
+        svc, ref = {**PRESETS, **RETIRED_PRESETS}[name]
+        return model_info(svc, ref)
+    return None
+
+
+def facts(name: str) -> str:
+    """'lifecycle, price' of a preset from its service's dated table; '' for other backends."""
+    info = preset_model(name)
+    if info is None:
+        return ""
+    return info.lifecycle() if info.status == "shut_down" else f"{info.lifecycle()}, {info.price_text()}"
+
+
+def check_live(log=print) -> int:
+    """Ask each service that publishes a live model list (OpenAI: GET /v1/models with shutdown_date) and compare
+    it with the table; services without a key set are skipped with a note. Returns the number of mismatches."""
+    from . import PRESETS, RETIRED_PRESETS
+    from .services import models
+
+    problems = 0
+    if not os.environ.get("OPENAI_API_KEY", "").strip():
+        log("openai: skipped (set OPENAI_API_KEY to ask GET /v1/models)")
+    else:
+        from .openai_images import live_models
+
+        try:
+            live = live_models(os.environ.get("OPENAI_BASE_URL") or None)
+        except Exception as e:  # noqa: BLE001 - a failed check is reported, not raised
+            from .remote import one_line
+
+            log(f"openai: GET /v1/models failed: {one_line(f'{type(e).__name__}: {e}', 300)}")
+            return 1
+        table = models("openai")
+        wanted = {ref for svc, ref in {**PRESETS, **RETIRED_PRESETS}.values() if svc == "openai"} | set(table)
+        for model in sorted(wanted):
+            info = table.get(model)
+            listed = model in live
+            said = info.lifecycle() if info else "not in the table"
+            if listed:
+                now = f"listed, shutdown_date {live[model]}" if live[model] else "listed, no shutdown date"
+            else:
+                now = "not listed"
+            ok = (listed and info is not None and info.status == "active" and not live[model]) or \
+                 (not listed and info is not None and info.status == "shut_down") or \
+                 (listed and info is not None and info.status == "deprecated" and live[model] == info.shutdown_date)
+            problems += not ok
+            log(f"openai:{model:<24} table: {said:<40} service: {now}{'' if ok else '  <- differs'}")
+    for svc in ("bfl", "fal", "replicate", "comfyui"):
+        log(f"{svc}: no live model list with lifecycle dates to ask; table checked {models(svc) and _checked(svc)}")
+    return problems
+
+
+def _checked(service: str) -> str:
+    from .services import table
+
+    return str(table(service)["checked"])
+
+
 def availability(name: str) -> tuple[bool, str]:
     """(usable, reason when not) for a registry name."""
     entry = REGISTRY[name]
     module = entry.module.rsplit(".", 1)[-1]
+    info = preset_model(name)
+    if info is not None and info.status == "shut_down":
+        return False, f"{info.service}:{info.model} {info.lifecycle()}; saved images: folder:PATH"
     if module in SERVICE_NEEDS:
         envs, package = SERVICE_NEEDS[module]
         if not _has_package(package):

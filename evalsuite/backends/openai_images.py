@@ -1,11 +1,15 @@
-"""`openai:MODEL` (dall-e-3, gpt-image-1) through the `openai` client's Images API (imported when used).
+"""`openai:MODEL` (gpt-image-2, gpt-image-2.5-flare, ...) through the `openai` client's Images API (imported when used).
 
 Key: OPENAI_API_KEY. Base URL: option base_url=, else OPENAI_BASE_URL, else the client's default.
-Options: size=WxH (mapped to the nearest size the model offers), quality, style=vivid|natural (dall-e-3),
-response_format=b64_json|url (dall-e-3; gpt-image-1 always returns b64_json), plus the shared remote options.
-No seed exists in this API: the seed is stored as not applicable and repeated calls are samples.
-DALL-E 3 rewrites every prompt: the revised prompt is stored per item (applied.revised_prompt).
-The client's own retries are turned off (max_retries=0): evalsuite's bounded retry decides.
+Models, their lifecycle, price and size rules: evalsuite/data/services/openai.yaml. A shut-down model
+(dall-e-3, gpt-image-1, ...) fails at plan time with its shutdown date and replacement.
+Options: size=WxH (gpt-image-2 family: any size in multiples of 16, longest edge <= 3840, ratio <= 3:1;
+a size off the grid is rounded to the nearest multiple of 16 and the size sent is recorded), quality
+(per model, default medium), moderation=auto|low (default auto), plus the shared remote options.
+Images are asked for as PNG (output_format=png). No seed exists in this API: the seed is stored as not
+applicable and repeated calls are samples.
+The client's own retries are off (max_retries=0) and it runs with timeout=: evalsuite's bounded retry
+decides. Final at once: insufficient_quota (a 429), invalid key, invalid request, a shut-down model (404).
 """
 
 from __future__ import annotations
@@ -15,21 +19,27 @@ from typing import Any
 from ..errors import BackendError, EvalsuiteError
 from . import BackendSpec, GenRequest, GenResult, label_for, take_options
 from . import remote
+from .services import model_info, refuse_shut_down
 
-SIZES = {
-    "dall-e-3": ((1024, 1024), (1792, 1024), (1024, 1792)),
-    "dall-e-2": ((256, 256), (512, 512), (1024, 1024)),
-    "gpt-image-1": ((1024, 1024), (1536, 1024), (1024, 1536)),
-}
-QUALITY = {"dall-e-3": ("standard", "hd"), "gpt-image-1": ("low", "medium", "high", "auto"), "dall-e-2": ("standard",)}
-SCHEMA: dict[str, Any] = {**remote.COMMON_SCHEMA, "size": "size", "quality": str, "style": ("vivid", "natural"),
-                          "response_format": ("b64_json", "url"), "base_url": str}
+SCHEMA: dict[str, Any] = {**remote.COMMON_SCHEMA, "size": "size", "quality": str, "moderation": ("auto", "low"),
+                          "base_url": str}
 BLOCK_CODES = ("content_policy_violation", "moderation_blocked")
+FINAL_CODES = ("insufficient_quota", "billing_hard_limit_reached", "invalid_api_key", "model_not_found",
+               "invalid_request_error")
+GPT_IMAGE_DEFAULT_SIZES = {"multiple_of": 16, "max_edge": 3840, "max_ratio": 3.0, "max_pixels": 8294400}
 
 
-def nearest_size(model: str, w: int, h: int) -> tuple[int, int]:
-    sizes = SIZES.get(model, SIZES["gpt-image-1"])
-    return min(sizes, key=lambda s: (abs(s[0] / s[1] - w / h), abs(s[0] * s[1] - w * h)))
+def request_size(rules: dict[str, Any], w: int, h: int) -> tuple[int, int]:
+    """The size sent for a requested w x h under a model's size rules; RemoteFailure when none fits."""
+    m = int(rules.get("multiple_of", 1))
+    sw, sh = max(m, int(round(w / m)) * m), max(m, int(round(h / m)) * m)
+    edge, ratio, pixels = rules.get("max_edge"), rules.get("max_ratio"), rules.get("max_pixels")
+    if (edge and max(sw, sh) > edge) or (ratio and max(sw, sh) / min(sw, sh) > ratio) or \
+            (pixels and sw * sh > pixels) or (rules.get("min_pixels") and sw * sh < rules["min_pixels"]):
+        raise remote.RemoteFailure(
+            f"openai: size {w}x{h} is outside the model's sizes (multiples of {m}, longest edge <= {edge}, "
+            f"ratio <= {ratio}:1, at most {pixels} pixels)")
+    return sw, sh
 
 
 class OpenAIImagesBackend:
@@ -45,18 +55,20 @@ class OpenAIImagesBackend:
             raise EvalsuiteError(f"backend '{spec.raw}': remote models take no quantization")
         model = (spec.ref or "").strip()
         if not model:
-            raise EvalsuiteError(f"backend '{spec.raw}': expected openai:MODEL (dall-e-3, gpt-image-1)")
+            raise EvalsuiteError(f"backend '{spec.raw}': expected openai:MODEL (e.g. gpt-image-2)")
         self.model = model
-        self.gpt_image = model.startswith("gpt-image")
+        self.info = model_info("openai", model)
+        refuse_shut_down(self.info, spec.raw)
+        rules = self.info.rules
+        self.size_rules = rules.get("sizes") or (GPT_IMAGE_DEFAULT_SIZES if model.startswith("gpt-image") else {})
+        self.qualities = tuple(rules.get("quality") or ())
         opts = take_options(spec, SCHEMA, {
             **remote.COMMON_DEFAULTS, "concurrency": 2, "size": (1024, 1024),
-            "quality": "medium" if self.gpt_image else "standard", "style": "vivid" if model == "dall-e-3" else None,
-            "response_format": "b64_json", "base_url": None,
+            "quality": rules.get("default_quality", "medium"), "moderation": "auto", "base_url": None,
         })
         remote.common_options(opts, spec.raw)
-        allowed = QUALITY.get(model)
-        if allowed and opts["quality"] not in allowed:
-            raise EvalsuiteError(f"backend '{spec.raw}': option 'quality' must be one of {', '.join(allowed)} "
+        if self.qualities and opts["quality"] not in self.qualities:
+            raise EvalsuiteError(f"backend '{spec.raw}': option 'quality' must be one of {', '.join(self.qualities)} "
                                  f"for {model}, got '{opts['quality']}'")
         self.opts = opts
         self.default_size = tuple(opts["size"])
@@ -65,25 +77,28 @@ class OpenAIImagesBackend:
         self.price_per_image = remote.price_per_image(self.price_key, opts["price"])
         self.client = None
 
-    def params(self, req: GenRequest) -> dict[str, Any]:
-        w, h = nearest_size(self.model, req.width, req.height)
-        p: dict[str, Any] = {"model": self.model, "prompt": req.prompt.prompt, "n": 1, "size": f"{w}x{h}",
-                             "quality": self.opts["quality"]}
-        if not self.gpt_image:
-            p["response_format"] = self.opts["response_format"]
-            if self.opts["style"]:
-                p["style"] = self.opts["style"]
+    def _applied_params(self) -> dict[str, Any]:
+        """The model parameters the service applies for this model (the table's `takes`), besides size."""
+        p: dict[str, Any] = {}
+        if self.info.applies("quality"):
+            p["quality"] = self.opts["quality"]
+        if self.info.applies("output_format", default=False):
+            p["output_format"] = "png"
+        if self.info.applies("moderation", default=False):
+            p["moderation"] = self.opts["moderation"]
         return p
 
+    def params(self, req: GenRequest) -> dict[str, Any]:
+        w, h = request_size(self.size_rules, req.width, req.height) if self.size_rules else (req.width, req.height)
+        return {"model": self.model, "prompt": req.prompt.prompt, "n": 1, "size": f"{w}x{h}", **self._applied_params()}
+
     def config(self) -> dict[str, Any]:
-        return {"service": "openai", "model": self.model, "quality": self.opts["quality"], "style": self.opts["style"],
-                "response_format": "b64_json" if self.gpt_image else self.opts["response_format"],
-                "base_url": self.opts["base_url"], "seed_supported": False,
-                "prompt_rewriting": self.model == "dall-e-3", "size": list(self.default_size),
-                **remote.common_config(self.opts, self.price_per_image)}
+        return {"service": "openai", "model": self.model, **self._applied_params(), "base_url": self.opts["base_url"],
+                "seed_supported": False, "size": list(self.default_size), "lifecycle": self.info.lifecycle(),
+                "size_rules": self.size_rules or None, **remote.common_config(self.opts, self.price_per_image)}
 
     def key(self) -> dict[str, Any]:
-        return {"service": "openai", "model": self.model, "quality": self.opts["quality"], "style": self.opts["style"]}
+        return {"service": "openai", "model": self.model, **self._applied_params()}
 
     def accepts(self, prompt) -> bool:
         return True
@@ -102,12 +117,8 @@ class OpenAIImagesBackend:
             raise BackendError(f"{self.label}: the 'openai' package is not installed (pip install openai)") from None
 
     def load(self) -> None:
-        import openai
-
         if self.client is None:
-            key = remote.require_env(("OPENAI_API_KEY",), self.label, "an OpenAI API key")
-            self.client = openai.OpenAI(api_key=key, base_url=self.opts["base_url"], max_retries=0,
-                                        timeout=self.opts["timeout"])
+            self.client = make_client(self.opts["base_url"], self.opts["timeout"], self.label)
             self.http = remote.http_client(self.opts["timeout"])
             self.policy = remote.policy_from(self.opts)
 
@@ -128,7 +139,7 @@ class OpenAIImagesBackend:
         resp = remote.with_retry(lambda: self.client.images.generate(**params), self.policy, classify, "generate", stats)
         data = resp.data or []
         applied: dict[str, Any] = {"service": "openai", "model": self.model, "size": params["size"],
-                                   "quality": params["quality"], "style": params.get("style"),
+                                   **{k: params[k] for k in ("quality", "output_format", "moderation") if k in params},
                                    "seed_supported": False, "created": getattr(resp, "created", None)}
         if not data:
             raise remote.RemoteFailure("openai: the response holds no image")
@@ -149,6 +160,22 @@ class OpenAIImagesBackend:
         return GenResult(image=img, applied=applied, seed=None)
 
 
+def make_client(base_url: str | None, timeout: float, label: str):
+    import openai
+
+    key = remote.require_env(("OPENAI_API_KEY",), label, "an OpenAI API key")
+    return openai.OpenAI(api_key=key, base_url=base_url, max_retries=0, timeout=timeout)
+
+
+def live_models(base_url: str | None = None, timeout: float = 20.0) -> dict[str, str | None]:
+    """GET /v1/models: {model id: shutdown_date or None} as the service lists them now (needs OPENAI_API_KEY)."""
+    client = make_client(base_url, timeout, "openai")
+    try:
+        return {m.id: getattr(m, "shutdown_date", None) for m in client.models.list()}
+    finally:
+        client.close()
+
+
 def classify(exc: BaseException) -> remote.RemoteFailure:
     import openai
 
@@ -157,9 +184,13 @@ def classify(exc: BaseException) -> remote.RemoteFailure:
         body = exc.body if isinstance(exc.body, dict) else {}
         err = body.get("error", body) if isinstance(body, dict) else {}
         ecode = getattr(exc, "code", None) or (err.get("code") if isinstance(err, dict) else None)
+        etype = err.get("type") if isinstance(err, dict) else None
         msg = (err.get("message") if isinstance(err, dict) else None) or exc.message
         if ecode in BLOCK_CODES:
             return remote.RemoteFailure(f"openai: {ecode}: {msg}", status="filtered")
+        final = ecode in FINAL_CODES or etype in ("insufficient_quota",) or code in (400, 401, 403, 404, 422)
+        if final:
+            return remote.RemoteFailure(f"openai: HTTP {code} {ecode or etype or ''}: {msg}".replace("  ", " "))
         return remote.http_failure(code, f"openai: {msg}", exc.response.headers)
     if isinstance(exc, openai.APITimeoutError):
         return remote.RemoteFailure("openai: request timed out", transient=True)

@@ -35,24 +35,8 @@ from ..errors import BackendError
 
 T = TypeVar("T")
 
-# ---- prices (USD per image at about 1 megapixel) ----
-PRICES_AS_OF = "2025-06-01"
-PRICES: dict[str, float] = {
-    "replicate:black-forest-labs/flux-schnell": 0.003,
-    "replicate:black-forest-labs/flux-dev": 0.025,
-    "replicate:black-forest-labs/flux-1.1-pro": 0.04,
-    "replicate:black-forest-labs/flux-pro": 0.055,
-    "bfl:flux-dev": 0.025,
-    "bfl:flux-pro-1.1": 0.04,
-    "bfl:flux-pro": 0.05,
-    "bfl:flux-pro-1.1-ultra": 0.06,
-    "fal:fal-ai/flux/schnell": 0.003,      # fal bills per megapixel: scaled by size below
-    "fal:fal-ai/flux/dev": 0.025,
-    "fal:fal-ai/flux-pro/v1.1": 0.04,
-    "openai:dall-e-3": 0.04,               # standard quality 1024x1024; hd and large sizes cost more
-    "openai:gpt-image-1": 0.042,           # medium quality 1024x1024
-    "comfyui": 0.0,                        # your own server
-}
+# ---- prices: the dated per-service tables in evalsuite/data/services/*.yaml (see services.py) ----
+PRICES_AS_OF = "2026-12-01"            # the date the service tables were checked; each price carries its own date
 PER_MEGAPIXEL = ("fal:",)
 
 SECRET_ENV = ("REPLICATE_API_TOKEN", "FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET", "BFL_API_KEY", "OPENAI_API_KEY")
@@ -69,9 +53,13 @@ COMMON_DEFAULTS: dict[str, Any] = {
 
 
 def price_per_image(price_key: str, override: float | None) -> float | None:
+    """USD per image (fal: per started megapixel) for 'service:model', from the service's table; None = unknown."""
     if override is not None:
         return override
-    return PRICES.get(price_key)
+    from .services import model_info
+
+    service, _, model = price_key.partition(":")
+    return model_info(service, model or "workflow").price
 
 
 def estimate_cost(price: float | None, price_key: str, n: int, size: tuple[int, int]) -> float | None:
@@ -217,6 +205,8 @@ def with_retry(fn: Callable[[], T], policy: RetryPolicy, classify: Callable[[Bas
     attempt = 0
     while True:
         attempt += 1
+        if stats is not None:
+            stats["attempts"] = stats.get("attempts", 0) + 1      # every request sent, first tries included
         try:
             return fn()
         except RemoteFailure as e:
@@ -224,7 +214,7 @@ def with_retry(fn: Callable[[], T], policy: RetryPolicy, classify: Callable[[Bas
         except Exception as e:  # noqa: BLE001 - classified below, never swallowed silently
             failure = classify(e)
         if stats is not None:
-            stats["retries"] = stats.get("retries", 0) + (1 if failure.transient else 0)
+            stats["retries"] = stats.get("retries", 0) + (1 if failure.transient and attempt < policy.attempts else 0)
             stats.setdefault("errors", []).append(f"{what}: {failure.message}"[:200])
         if not failure.transient:
             raise failure
@@ -235,6 +225,50 @@ def with_retry(fn: Callable[[], T], policy: RetryPolicy, classify: Callable[[Bas
 
 def policy_from(opts: dict[str, Any]) -> RetryPolicy:
     return RetryPolicy(attempts=opts["retries"] + 1, base=opts["retry_base"])
+
+
+class ServiceTransport:
+    """An httpx transport around a client library's own (fal-client, replicate, huggingface_hub): every
+    request gets this backend's `timeout=`, and a transient answer (408, 409, 425, 429, 5xx) or a connection
+    error becomes a RemoteFailure at once, with the service's message and Retry-After. The library's hidden
+    retry loop never sees a retryable response (it catches only httpx errors), so `with_retry` is the one
+    place that retries: it honours Retry-After, is bounded by `retries`, and counts every attempt."""
+
+    def __init__(self, service: str, timeout: float, inner=None):
+        import httpx
+
+        self.service = service
+        self.timeout_s = timeout
+        self.timeout = httpx.Timeout(timeout, connect=min(timeout, 15.0))
+        self.inner = inner if inner is not None else httpx.HTTPTransport()
+
+    def handle_request(self, request):
+        import httpx
+
+        t = self.timeout
+        request.extensions["timeout"] = {"connect": t.connect, "read": t.read, "write": t.write, "pool": t.pool}
+        try:
+            response = self.inner.handle_request(request)
+        except httpx.TimeoutException as e:
+            raise RemoteFailure(f"{self.service}: no answer within timeout={self.timeout_s:g} s "
+                                f"({type(e).__name__})", transient=True) from None
+        except httpx.TransportError as e:
+            raise RemoteFailure(f"{self.service}: connection error: {type(e).__name__}: {e}", transient=True) from None
+        if transient_status(response.status_code):
+            response.read()
+            msg = _response_message(response)
+            response.close()
+            raise http_failure(response.status_code, f"{self.service}: {msg}", response.headers)
+        return response
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 # ---- downloads ----
@@ -354,6 +388,7 @@ def finish(result, t0: float, stats: dict[str, Any]):
     """Attach timing and retry facts to a GenResult."""
     result.applied.setdefault("wall_s", round(time.perf_counter() - t0, 4))
     result.applied["retries"] = stats.get("retries", 0)
+    result.applied["attempts"] = stats.get("attempts", 0)
     if stats.get("errors"):
         result.applied["transient_errors"] = stats["errors"][-5:]
     if result.error:

@@ -1,0 +1,149 @@
+"""Remote backends as the services are on 2026-12-01: the dated model tables (evalsuite/data/services),
+lifecycle errors, per-model parameters, errors and retries as each service means them, against the fakes
+of tests/fakes driven by the real client libraries."""
+
+from __future__ import annotations
+
+import pytest
+
+import evalsuite
+from evalsuite.backends import make_backend, services
+from evalsuite.errors import EvalsuiteError
+from evalsuite.runfolder import RunFolder
+from tests.conftest import cli_env, run_cli
+from tests.test_remote import FAST, _no_secret_in, _run, fakes, tls  # noqa: F401 - fixtures
+
+# ---- the tables ----
+
+
+def test_tables_are_dated_and_well_formed():
+    for svc in ("openai", "bfl", "fal", "replicate", "comfyui", "hf"):
+        t = services.table(svc)
+        assert t["checked"] == "2026-12-01" and t["sources"], svc
+        for name, info in services.models(svc).items():
+            assert info.status in services.STATUSES, (svc, name)
+            if info.status == "shut_down":
+                assert info.shutdown_date and info.replacement, (svc, name)
+    o = services.model_info("openai", "gpt-image-2")
+    assert o.status == "active" and o.price is None and o.rules["sizes"]["multiple_of"] == 16
+    assert services.model_info("openai", "gpt-image-9").status == "unknown"
+
+
+def test_malformed_table_is_one_line_naming_file_and_field(tmp_path, monkeypatch):
+    (tmp_path / "openai.yaml").write_text("service: openai\nchecked: '2026-12-01'\nmodels:\n  x: {status: gone}\n")
+    monkeypatch.setattr(services, "DATA", tmp_path)
+    services.table.cache_clear()
+    try:
+        with pytest.raises(EvalsuiteError, match=r"openai.yaml: models.x: field 'status' must be one of"):
+            services.table("openai")
+    finally:
+        services.table.cache_clear()
+
+
+# ---- OpenAI ----
+
+
+@pytest.mark.parametrize("spec,date", [("openai:dall-e-3", "2026-05-12"), ("openai-gpt-image-1", "2026-10-23"),
+                                       ("openai:gpt-image-1.5", "2026-12-01")])
+def test_shut_down_model_fails_at_plan_time(fakes, tmp_path, spec, date):
+    url = fakes["servers"]["openai"].url
+    d = tmp_path / "dead"
+    with pytest.raises(EvalsuiteError) as e:
+        _run(f"{spec}{',' if ':' in spec else ':'}base_url={url}/v1", d)
+    msg = str(e.value)
+    assert "\n" not in msg and f"shut down on {date}" in msg and "use openai:gpt-image-2" in msg and "folder:" in msg
+    assert not d.exists() and fakes["svc"]["openai"].count("create") == 0
+
+
+def test_shut_down_preset_through_cli_is_one_line_exit_2(fakes, tmp_path):
+    r = run_cli("run", "-b", "openai-dall-e-3", "--limit", "1", "-o", tmp_path / "x", "--yes",
+                env=cli_env(**fakes["env"]))
+    assert r.returncode == 2 and "shut down on 2026-05-12" in r.stderr and "folder:PATH" in r.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def test_gpt_image_2_sizes_divisible_by_16_sent_as_asked(fakes, tmp_path):
+    oa = fakes["svc"]["openai"]
+    res = _run(fakes["specs"]["openai"], tmp_path / "a", limit=1, seeds="0", size="1536x864")
+    assert res.total("generated") == 1 and oa.bodies[-1]["size"] == "1536x864"
+    rec = next(r for _, r in RunFolder(tmp_path / "a").records())
+    assert rec.applied["size"] == "1536x864" and rec.applied["output_format"] == "png"
+    assert "style" not in rec.applied and "response_format" not in oa.bodies[-1]
+    # off the 16-grid: rounded to the nearest multiple of 16 and the size sent is recorded
+    _run(fakes["specs"]["openai"], tmp_path / "b", limit=1, seeds="0", size="1010x1010")
+    assert oa.bodies[-1]["size"] == "1008x1008"
+    assert next(r for _, r in RunFolder(tmp_path / "b").records()).applied["size"] == "1008x1008"
+    # outside the model's sizes (ratio 4:1): the item fails with one line, nothing sent
+    n = oa.count("create")
+    res = _run(fakes["specs"]["openai"], tmp_path / "c", limit=1, seeds="0", size="2048x512")
+    rec = next(r for _, r in RunFolder(tmp_path / "c").records())
+    assert rec.status == "failed" and "ratio <= 3.0:1" in rec.error and oa.count("create") == n
+
+
+def test_insufficient_quota_fails_at_once(fakes, tmp_path):
+    oa = fakes["svc"]["openai"]
+    oa.quota_exhausted = True
+    res = _run(fakes["specs"]["openai"] + ",retries=4", tmp_path / "q", limit=1, seeds="0")
+    rec = next(r for _, r in RunFolder(tmp_path / "q").records())
+    assert res.total("failed") == 1 and oa.count("create") == 1
+    assert "insufficient_quota" in rec.error and "exceeded your current quota" in rec.error and "\n" not in rec.error
+    assert rec.applied["retries"] == 0 and rec.applied["attempts"] == 1
+
+
+def test_rate_limit_429_is_retried_with_retry_after_and_counted(fakes, tmp_path):
+    oa = fakes["svc"]["openai"]
+    oa.fail("create", 429, times=2, retry_after="0.2")
+    import time
+
+    t = time.perf_counter()
+    _run(fakes["specs"]["openai"], tmp_path / "r", limit=1, seeds="0")
+    assert time.perf_counter() - t >= 0.4
+    rec = next(r for _, r in RunFolder(tmp_path / "r").records())
+    assert rec.status == "ok" and rec.applied["retries"] == 2 and rec.applied["attempts"] == 3
+
+
+def test_unknown_price_cannot_be_bounded_by_max_cost(fakes, tmp_path):
+    env = cli_env(**fakes["env"])
+    spec = fakes["specs"]["openai"]
+    r = run_cli("run", "-b", spec, "--limit", "1", "--size", "64x64", "-o", tmp_path / "u", "--yes",
+                "--max-cost", "1.00", "--no-progress", env=env)
+    assert r.returncode == 2 and "--max-cost cannot bound" in r.stderr and "price=USD" in r.stderr
+    assert "call(s) at an unknown price" in r.stderr and not (tmp_path / "u").exists()
+    assert fakes["svc"]["openai"].count("create") == 0
+    r = run_cli("run", "-b", spec + ",price=0.05", "--limit", "1", "--size", "64x64", "-o", tmp_path / "u", "--yes",
+                "--max-cost", "0.05", "--no-progress", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "not attempted 1" in r.stdout and fakes["svc"]["openai"].count("create") == 1
+    _no_secret_in(tmp_path / "u", r.stdout, r.stderr)
+
+
+def test_backends_lists_lifecycle_and_price_and_check_asks_the_service(fakes):
+    env = cli_env(**fakes["env"], OPENAI_BASE_URL=fakes["servers"]["openai"].url + "/v1")
+    r = run_cli("backends", env=env)
+    assert r.returncode == 0
+    lines = {ln.split()[0]: ln for ln in r.stdout.splitlines() if ln.strip()}
+    assert "active, price unknown" in lines["openai-gpt-image-2"]
+    assert "not usable" in lines["openai-dall-e-3"] and "shut down 2026-05-12 (use gpt-image-2)" in lines["openai-dall-e-3"]
+    assert "active, $0.04/image (2025-06-01)" in lines["bfl-flux-pro-1.1"]
+    r = run_cli("backends", "--check", env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert fakes["svc"]["openai"].count("models") == 1
+    check = {ln.split()[0]: ln for ln in r.stdout.splitlines() if ln.startswith("openai:")}
+    assert "not listed" in check["openai:dall-e-3"] and "differs" not in check["openai:dall-e-3"]
+    assert "listed, no shutdown date" in check["openai:gpt-image-2"]
+    assert fakes["env"]["OPENAI_API_KEY"] not in r.stdout + r.stderr
+    # without a key the check says it skipped the service
+    env.pop("OPENAI_API_KEY")
+    r = run_cli("backends", "--check", env=env)
+    assert r.returncode == 0 and "openai: skipped (set OPENAI_API_KEY" in r.stdout
+
+
+def test_openai_key_and_config_hold_only_applied_parameters(fakes):
+    b = make_backend("openai:gpt-image-2,quality=high")
+    assert b.key() == {"service": "openai", "model": "gpt-image-2", "quality": "high", "output_format": "png",
+                       "moderation": "auto"}
+    with pytest.raises(EvalsuiteError, match="quality' must be one of low, medium, high, auto for gpt-image-2"):
+        make_backend("openai:gpt-image-2,quality=max")
+    assert make_backend("openai:gpt-image-2.5-flare,quality=max").key()["quality"] == "max"
+    with pytest.raises(EvalsuiteError, match="unknown option 'style'"):
+        make_backend("openai:gpt-image-2,style=vivid")
