@@ -111,7 +111,7 @@ def test_unknown_price_cannot_be_bounded_by_max_cost(fakes, tmp_path):
     assert "call(s) at an unknown price" in r.stderr and not (tmp_path / "u").exists()
     assert fakes["svc"]["openai"].count("create") == 0
     r = run_cli("run", "-b", spec + ",price=0.05", "--limit", "1", "--size", "64x64", "-o", tmp_path / "u", "--yes",
-                "--max-cost", "0.05", "--no-progress", env=env)
+                "--max-cost", "0.05", "--no-progress", "--no-score", "--no-report", env=env)
     assert r.returncode == 0, r.stderr
     assert "not attempted 1" in r.stdout and fakes["svc"]["openai"].count("create") == 1
     _no_secret_in(tmp_path / "u", r.stdout, r.stderr)
@@ -147,3 +147,76 @@ def test_openai_key_and_config_hold_only_applied_parameters(fakes):
     assert make_backend("openai:gpt-image-2.5-flare,quality=max").key()["quality"] == "max"
     with pytest.raises(EvalsuiteError, match="unknown option 'style'"):
         make_backend("openai:gpt-image-2,style=vivid")
+
+
+# ---- fal ----
+
+
+def test_fal_content_policy_422_is_filtered_one_line_and_not_paid_again(fakes, tmp_path):
+    fal = fakes["svc"]["fal"]
+    fal.reject = ("neon sign",)
+    d = tmp_path / "f"
+    res = _run(fakes["specs"]["fal"], d, seeds="0")
+    recs = {r.prompt_id: r for _, r in RunFolder(d).records()}
+    bad = recs["neon-open-24"]
+    assert bad.status == "filtered" and res.total("filtered") == 1 and res.total("generated") == 1
+    assert bad.error.startswith("fal: content_policy_violation: The content was flagged by a content checker.")
+    assert "(prompt)" in bad.error and "categories: sexual" in bad.error and "[{" not in bad.error
+    n = fal.count("submit")
+    _run(fakes["specs"]["fal"], d, seeds="0", retry_failed=True)          # filtered is not failed: no new call
+    assert fal.count("submit") == n
+
+
+def test_fal_hidden_retries_off_retry_after_honoured_and_counted(fakes, tmp_path):
+    fal = fakes["svc"]["fal"]
+    fal.fail("submit", 429, times=3, retry_after="0.3")
+    _run(fakes["specs"]["fal"], tmp_path / "r", limit=1, seeds="0")
+    rec = next(r for _, r in RunFolder(tmp_path / "r").records())
+    assert rec.status == "ok" and fal.count("submit") == 4
+    gaps = [b - a for a, b in zip(fal.stamps["submit"], fal.stamps["submit"][1:])]
+    assert min(gaps) >= 0.3, gaps                                         # fal-client alone: 0.05-0.15 s apart
+    assert rec.applied["retries"] == 3 and rec.applied["attempts"] >= 4 + 1 + 1   # submits, status, result
+    # retries are bounded by retries=: 2 retries, then failed with the service's message
+    fal.fail("submit", 429, times=10, retry_after="0")
+    _run(fakes["specs"]["fal"] + ",retries=2", tmp_path / "g", limit=1, seeds="0")
+    rec = next(r for _, r in RunFolder(tmp_path / "g").records())
+    assert rec.status == "failed" and "gave up after 3 attempts" in rec.error and "Too many requests" in rec.error
+    assert fal.count("submit") == 4 + 3
+
+
+def test_fal_pro_sends_records_and_keys_no_guidance(fakes, tmp_path):
+    spec = f"fal-flux-pro:{FAST}"
+    res = _run(spec, tmp_path / "p", limit=1, seeds="0")          # the fake answers 422 to a parameter not taken
+    assert res.total("generated") == 1
+    rec = next(r for _, r in RunFolder(tmp_path / "p").records())
+    assert "guidance" not in rec.applied and "steps" not in rec.applied
+    args = fakes["svc"]["fal"].reqs[rec.applied["request_id"]]["args"]
+    assert "guidance_scale" not in args and "num_inference_steps" not in args and args["enhance_prompt"] is False
+    key = make_backend(spec).key()
+    assert "guidance" not in key and "steps" not in key
+    with pytest.raises(EvalsuiteError, match="option 'guidance' is not taken by fal app fal-ai/flux-pro/v1.1"):
+        make_backend("fal-flux-pro:guidance=3.5")
+    assert make_backend("fal-flux-dev").key()["guidance"] == 3.5
+
+
+def test_fal_ultra_aspect_ratio_from_run_size_and_delivered_size_recorded(fakes, tmp_path):
+    spec = f"fal:fal-ai/flux-pro/v1.1-ultra,{FAST}"
+    _run(spec, tmp_path / "sq", limit=1, seeds="0", size="1024x1024")
+    _run(spec, tmp_path / "wide", limit=1, seeds="0", size="1536x864")
+    sq = next(r for _, r in RunFolder(tmp_path / "sq").records())
+    wide = next(r for _, r in RunFolder(tmp_path / "wide").records())
+    assert sq.applied["aspect_ratio"] == "1:1" and wide.applied["aspect_ratio"] == "16:9"
+    assert sq.applied["raw"] is False and sq.applied["requested_size"] == "1024x1024"
+    assert abs(wide.width / wide.height - 16 / 9) < 0.05 and sq.width == sq.height
+    assert make_backend(spec).key() != make_backend(spec + ",raw=true").key()
+
+
+def test_fal_timeout_is_honoured(fakes, tmp_path):
+    import time
+
+    fakes["svc"]["fal"].stall = 1.5
+    t = time.perf_counter()
+    _run(fakes["specs"]["fal"] + ",timeout=0.3,retries=0", tmp_path / "t", limit=1, seeds="0")
+    rec = next(r for _, r in RunFolder(tmp_path / "t").records())
+    assert rec.status == "failed" and "no answer within timeout=0.3 s" in rec.error
+    assert time.perf_counter() - t < 1.4

@@ -116,3 +116,15 @@ def refuse_shut_down(info: ModelInfo, raw: str) -> None:
 
 def models(service: str) -> dict[str, ModelInfo]:
     return {name: model_info(service, name) for name in table(service)["models"]}
+
+
+def nearest_ratio(w: int, h: int, ratios: list[str] | tuple[str, ...]) -> str:
+    """The aspect ratio 'A:B' of ratios closest to w:h (compared on a log scale, so 2:1 and 1:2 are as far
+    from 1:1), for models that take an aspect ratio instead of a size."""
+    import math
+
+    def dist(r: str) -> float:
+        a, b = r.split(":")
+        return abs(math.log((int(a) / int(b)) / (w / h)))
+
+    return min(ratios, key=dist)

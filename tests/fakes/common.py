@@ -50,11 +50,13 @@ def make_png(prompt: str, seed: int | None, width: int, height: int) -> bytes:
 class FakeService:
     secret: str = "test-secret-0123456789"
     latency: float = 0.0                      # seconds until a job is done (or a sync call answers)
+    stall: float = 0.0                        # seconds every answer is held back (client timeout tests)
     moderate: tuple[str, ...] = ()            # prompts containing one of these are moderated
     expire_images: bool = False               # image URLs answer 404
     faults: dict[str, list[tuple[int, dict[str, str]]]] = field(default_factory=dict)
     log: list[tuple[str, str]] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    stamps: dict[str, list[float]] = field(default_factory=dict)   # time.monotonic() of each request of a kind
     files: dict[str, bytes] = field(default_factory=dict)
     base: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -71,6 +73,7 @@ class FakeService:
         """Count a request of kind; return an injected fault for it, if one is queued."""
         with self.lock:
             self.counts[kind] = self.counts.get(kind, 0) + 1
+            self.stamps.setdefault(kind, []).append(time.monotonic())
             q = self.faults.get(kind)
             return q.pop(0) if q else None
 
@@ -117,6 +120,8 @@ class FakeServer:
                 u = urlsplit(self.path)
                 req = Req(self.command, u.path, parse_qs(u.query), {k.lower(): v for k, v in self.headers.items()}, body)
                 svc.log.append((self.command, u.path))
+                if svc.stall:
+                    time.sleep(svc.stall)
                 if state["n"] > MAX_REQUESTS:
                     status, headers, out = jsonr(503, {"detail": "fake server request budget exhausted"})
                 elif u.path.startswith("/files/"):
