@@ -220,3 +220,74 @@ def test_fal_timeout_is_honoured(fakes, tmp_path):
     rec = next(r for _, r in RunFolder(tmp_path / "t").records())
     assert rec.status == "failed" and "no answer within timeout=0.3 s" in rec.error
     assert time.perf_counter() - t < 1.4
+
+
+# ---- BFL ----
+
+
+def test_bfl_ultra_takes_aspect_ratio_and_raw_not_width_height(fakes, tmp_path):
+    url = fakes["servers"]["bfl"].url
+    spec = f"bfl-flux-pro-ultra:base_url={url},{FAST}"
+    _run(spec, tmp_path / "sq", limit=1, seeds="0", size="1024x1024")
+    _run(spec + ",raw=true", tmp_path / "wide", limit=1, seeds="0", size="1536x864")
+    sq = next(r for _, r in RunFolder(tmp_path / "sq").records())
+    wide = next(r for _, r in RunFolder(tmp_path / "wide").records())
+    bodies = [t["body"] for t in fakes["svc"]["bfl"].tasks.values()]
+    assert bodies[0]["aspect_ratio"] == "1:1" and bodies[0]["raw"] is False and bodies[1]["aspect_ratio"] == "16:9"
+    assert bodies[1]["raw"] is True and "steps" not in bodies[0] and "guidance" not in bodies[0]
+    assert sq.width == sq.height and abs(wide.width / wide.height - 16 / 9) < 0.05   # no 16:9 default in a square run
+    assert sq.applied["aspect_ratio"] == "1:1" and sq.applied["requested_size"] == "1024x1024"
+    assert "steps" not in sq.applied and "guidance" not in sq.applied
+    assert make_backend(spec).key() != make_backend(spec + ",raw=true").key()
+    with pytest.raises(EvalsuiteError, match="option 'guidance' is not taken by bfl:flux-pro-1.1"):
+        make_backend("bfl-flux-pro-1.1:guidance=3")
+    assert "guidance" not in make_backend("bfl-flux-pro-1.1").key()
+    assert make_backend("bfl-flux-dev").key()["steps"] == 28
+
+
+# ---- Replicate ----
+
+
+def test_replicate_ultra_schema_aspect_ratio_not_custom(fakes, tmp_path):
+    url = fakes["servers"]["replicate"].url
+    spec = f"replicate-flux-pro-ultra:base_url={url},{FAST}"
+    res = _run(spec, tmp_path / "u", limit=1, seeds="0", size="1536x864")   # the fake answers 422 to 'custom'
+    assert res.total("generated") == 1
+    rec = next(r for _, r in RunFolder(tmp_path / "u").records())
+    inp = rec.applied["input"]
+    assert inp["aspect_ratio"] == "16:9" and "width" not in inp and inp["raw"] is False
+    assert "prompt_upsampling" not in inp and "num_inference_steps" not in inp
+    assert abs(rec.width / rec.height - 16 / 9) < 0.05 and rec.applied["requested_size"] == "1536x864"
+    with pytest.raises(EvalsuiteError, match="'output_format' must be one of jpg, png"):
+        make_backend("replicate-flux-pro-ultra:output_format=webp")
+
+
+def test_replicate_timeout_honoured_and_hidden_get_retries_counted(fakes, tmp_path):
+    import time
+
+    rep = fakes["svc"]["replicate"]
+    rep.fail("get", 503, times=2, retry_after="0.2")          # the client's RetryTransport would retry these unseen
+    rep.latency = 0.05
+    _run(fakes["specs"]["replicate"] + ",concurrency=1", tmp_path / "g", limit=1, seeds="0")
+    rec = next(r for _, r in RunFolder(tmp_path / "g").records())
+    assert rec.status == "ok" and rec.applied["retries"] == 2 and "503" in rec.applied["transient_errors"][0]
+    rep.latency = 0.0
+    rep.stall = 1.5
+    t = time.perf_counter()
+    _run(fakes["specs"]["replicate"] + ",timeout=0.3,retries=0", tmp_path / "t", limit=1, seeds="0")
+    rec = next(r for _, r in RunFolder(tmp_path / "t").records())
+    assert rec.status == "failed" and "no answer within timeout=0.3 s" in rec.error
+    assert time.perf_counter() - t < 1.4
+
+
+# ---- ComfyUI ----
+
+
+def test_comfyui_validation_error_keeps_details(fakes, tmp_path):
+    fakes["svc"]["comfyui"].unets = ("flux1-schnell.safetensors",)
+    _run(fakes["specs"]["comfyui"], tmp_path / "c", limit=1, seeds="0")
+    rec = next(r for _, r in RunFolder(tmp_path / "c").records())
+    assert rec.status == "failed" and "node 1 (UNETLoader): Value not in list" in rec.error
+    assert "unet_name: 'flux1-dev.safetensors' not in ['flux1-schnell.safetensors']" in rec.error
+    res = _run(fakes["specs"]["comfyui"] + ",unet=flux1-schnell.safetensors", tmp_path / "ok", limit=1, seeds="0")
+    assert res.total("generated") == 1

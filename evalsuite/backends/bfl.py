@@ -1,7 +1,11 @@
 """`bfl:ENDPOINT` (flux-pro-1.1, flux-dev, flux-pro, flux-pro-1.1-ultra): the Black Forest Labs API over httpx.
 
 Key: BFL_API_KEY (header x-key). Base URL: option base_url=, else BFL_BASE_URL, else https://api.bfl.ai.
-Options: steps, guidance (flux-dev), size=WxH (256..1440, multiples of 32), safety_tolerance=0..6,
+Endpoints, price and the parameters each takes: evalsuite/data/services/bfl.yaml; only those are sent,
+recorded and keyed. Sizes: width/height snapped to multiples of 32 in 256..1440, except flux-pro-1.1-ultra,
+which takes aspect_ratio (chosen from the run's size: the nearest of 21:9..9:21) and raw instead (about
+4 MP delivered; the size delivered is recorded, the size asked for as requested_size).
+Options: steps, guidance (flux-dev, flux-pro), size=WxH, raw=true|false (ultra), safety_tolerance=0..6,
 output_format=png|jpeg, plus the shared remote options. Set for evaluation: prompt_upsampling=false.
 The key is sent only to the base URL's host and to *.bfl.ai polling URLs.
 """
@@ -17,11 +21,12 @@ from urllib.parse import urlsplit
 from ..errors import EvalsuiteError
 from . import BackendSpec, GenRequest, GenResult, label_for, take_options
 from . import remote
+from .services import model_info, nearest_ratio, refuse_shut_down
 
 DEFAULT_BASE = "https://api.bfl.ai"
 ENDPOINTS = ("flux-pro-1.1", "flux-dev", "flux-pro", "flux-pro-1.1-ultra")
 SCHEMA: dict[str, Any] = {**remote.COMMON_SCHEMA, "steps": int, "guidance": float, "size": "size",
-                          "safety_tolerance": int, "output_format": ("png", "jpeg"), "base_url": str}
+                          "safety_tolerance": int, "output_format": ("png", "jpeg"), "base_url": str, "raw": bool}
 MODERATED = ("Request Moderated", "Content Moderated")
 FAILED = ("Error", "Task not found", "Failed")
 
@@ -47,12 +52,23 @@ class BflBackend:
         if not re.fullmatch(r"[a-z0-9.-]+", ep):
             raise EvalsuiteError(f"backend '{spec.raw}': expected bfl:ENDPOINT (e.g. {', '.join(ENDPOINTS)})")
         self.endpoint = ep
+        self.info = model_info("bfl", ep)
+        refuse_shut_down(self.info, spec.raw)
         dev = ep == "flux-dev"
+        rules = self.info.rules
         opts = take_options(spec, SCHEMA, {
-            **remote.COMMON_DEFAULTS, "steps": 28 if dev else None, "guidance": 3.0 if dev else None,
-            "size": (1024, 1024), "safety_tolerance": 2, "output_format": "png", "base_url": None,
+            **remote.COMMON_DEFAULTS, "steps": rules.get("default_steps", 28 if dev else None),
+            "guidance": rules.get("default_guidance", 3.0 if dev else None),
+            "size": (1024, 1024), "safety_tolerance": 2, "output_format": "png", "base_url": None, "raw": False,
         })
         remote.common_options(opts, spec.raw)
+        self.ratios = rules.get("aspect_ratios") if self.info.applies("aspect_ratio", default=False) else None
+        for k in ("steps", "guidance", "raw"):
+            if k in spec.options and not self.info.applies(k, default=k != "raw"):
+                raise EvalsuiteError(f"backend '{spec.raw}': option '{k}' is not taken by bfl:{ep} "
+                                     "(see evalsuite/data/services/bfl.yaml)")
+            if not self.info.applies(k, default=k != "raw"):
+                opts[k] = None
         if opts["safety_tolerance"] > 6:
             raise EvalsuiteError(f"backend '{spec.raw}': option 'safety_tolerance' is 0..6")
         self.opts = opts
@@ -64,25 +80,29 @@ class BflBackend:
         self.http = None
 
     def body(self, req: GenRequest) -> dict[str, Any]:
-        o = self.opts
-        b: dict[str, Any] = {"prompt": req.prompt.prompt, "seed": req.seed, "width": snap(req.width),
-                             "height": snap(req.height), "safety_tolerance": o["safety_tolerance"],
-                             "output_format": o["output_format"], "prompt_upsampling": False}
-        if o["steps"] is not None:
-            b["steps"] = o["steps"]
-        if o["guidance"] is not None:
-            b["guidance"] = o["guidance"]
+        b: dict[str, Any] = {"prompt": req.prompt.prompt, "seed": req.seed}
+        if self.ratios:
+            b["aspect_ratio"] = nearest_ratio(req.width, req.height, self.ratios)
+        else:
+            b.update(width=snap(req.width), height=snap(req.height))
+        b.update(self._applied())
         return b
 
+    def _applied(self) -> dict[str, Any]:
+        """The model parameters this endpoint applies (bfl.yaml `takes`), as sent, recorded and keyed."""
+        o = self.opts
+        out: dict[str, Any] = {k: o[k] for k in ("steps", "guidance", "raw") if o[k] is not None}
+        out.update(safety_tolerance=o["safety_tolerance"], output_format=o["output_format"], prompt_upsampling=False)
+        return out
+
     def config(self) -> dict[str, Any]:
-        return {"service": "bfl", "endpoint": self.endpoint, "base_url": self.base_url,
-                **{k: self.opts[k] for k in ("steps", "guidance", "safety_tolerance", "output_format")},
-                "prompt_upsampling": False, "size": list(self.default_size),
+        return {"service": "bfl", "endpoint": self.endpoint, "base_url": self.base_url, **self._applied(),
+                "aspect_ratios": self.ratios, "lifecycle": self.info.lifecycle(), "size": list(self.default_size),
                 **remote.common_config(self.opts, self.price_per_image)}
 
     def key(self) -> dict[str, Any]:
         return {"service": "bfl", "endpoint": self.endpoint,
-                **{k: self.opts[k] for k in ("steps", "guidance", "safety_tolerance", "output_format")}}
+                **{k: v for k, v in self._applied().items() if k != "prompt_upsampling"}}
 
     def accepts(self, prompt) -> bool:
         return True
@@ -142,9 +162,12 @@ class BflBackend:
         if not self._key_ok(poll):
             raise remote.RemoteFailure(f"bfl: polling URL host '{urlsplit(poll).hostname}' is not a BFL host; "
                                        "not sending the key there")
-        applied: dict[str, Any] = {"service": "bfl", "endpoint": self.endpoint, "task_id": tid,
-                                   "width": body["width"], "height": body["height"], "steps": body.get("steps"),
-                                   "guidance": body.get("guidance"), "prompt_upsampling": False}
+        applied: dict[str, Any] = {"service": "bfl", "endpoint": self.endpoint, "task_id": tid, **self._applied(),
+                                   "requested_size": f"{req.width}x{req.height}"}
+        if "aspect_ratio" in body:
+            applied["aspect_ratio"] = body["aspect_ratio"]
+        else:
+            applied.update(width=body["width"], height=body["height"])
         deadline = time.monotonic() + self.opts["timeout"]
         t_submit = time.perf_counter()
         while True:

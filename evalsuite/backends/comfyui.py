@@ -171,9 +171,7 @@ class ComfyUIBackend:
             body = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
             err = body.get("error", {})
             msg = err.get("message") if isinstance(err, dict) else str(err)
-            nodes = "; ".join(f"node {n}: " + ", ".join(e.get("message", "") for e in v.get("errors", []))
-                              for n, v in (body.get("node_errors") or {}).items())
-            raise remote.RemoteFailure(f"comfyui: invalid workflow: {msg}{' (' + nodes + ')' if nodes else ''}")
+            raise remote.RemoteFailure(f"comfyui: invalid workflow: {msg}{' (' + node_errors(body) + ')' if body.get('node_errors') else ''}")
         r.raise_for_status()
         return r.json()
 
@@ -223,6 +221,22 @@ class ComfyUIBackend:
         applied.update(facts)
         applied.update(width=img.width, height=img.height, filename=im["filename"])
         return GenResult(image=img, applied=applied, seed=req.seed)
+
+
+def node_errors(body: dict[str, Any]) -> str:
+    """ComfyUI's node_errors as one line, with each error's details (which name the input and value, e.g. the
+    missing model file): "node 1 (UNETLoader): Value not in list: unet_name: 'x.safetensors' not in [...]"."""
+    out = []
+    for n, v in (body.get("node_errors") or {}).items():
+        errs = []
+        for e in (v or {}).get("errors", []):
+            text = e.get("message", "") or e.get("type", "")
+            if e.get("details"):
+                text += f": {e['details']}"
+            errs.append(text)
+        cls = f" ({v['class_type']})" if isinstance(v, dict) and v.get("class_type") else ""
+        out.append(f"node {n}{cls}: " + ", ".join(errs))
+    return "; ".join(out)
 
 
 def comfyui(spec: BackendSpec) -> ComfyUIBackend:

@@ -1,23 +1,29 @@
 """`replicate:OWNER/MODEL` through the `replicate` client (imported when used).
 
 Token: REPLICATE_API_TOKEN. Base URL: option base_url=, else REPLICATE_BASE_URL, else api.replicate.com.
+Models, price and the inputs each model's schema takes: evalsuite/data/services/replicate.yaml; only those
+are sent, recorded and keyed. flux-1.1-pro-ultra takes an aspect_ratio from its list (chosen from the run's
+size; no 'custom', no width/height) and raw; the size delivered is recorded.
 Options: steps, guidance, size=WxH, version=ID (pin a version), output_format=png|webp|jpg,
 safety_tolerance=1..6 (pro models), disable_safety_checker=true|false (schnell/dev; default false),
-plus the shared remote options (concurrency, retries, retry_base, timeout, poll_interval, price,
-max_download_mb). Set for evaluation: go_fast=false (fp8 is non-deterministic), prompt_upsampling=false,
-num_outputs=1, png output. The create call is retried here on 429/5xx (the client retries only GETs).
+raw=true|false (ultra), plus the shared remote options (concurrency, retries, retry_base, timeout,
+poll_interval, price, max_download_mb). Set for evaluation: go_fast=false (fp8 is non-deterministic),
+prompt_upsampling=false, num_outputs=1, png output.
+The client runs with timeout= (it would keep its own 30 s read timeout otherwise) and through
+remote.ServiceTransport: its hidden GET retries (429/503/504, 10 tries) never see a retryable answer, so
+evalsuite's bounded retry is the one that retries, creates included, honouring Retry-After and counting.
 """
 
 from __future__ import annotations
 
 import re
-import threading
 import time
 from typing import Any
 
 from ..errors import BackendError, EvalsuiteError
 from . import BackendSpec, GenRequest, GenResult, label_for, take_options
 from . import remote
+from .services import model_info, nearest_ratio, refuse_shut_down
 
 ASPECT_RATIOS = ("1:1", "16:9", "21:9", "3:2", "2:3", "4:5", "5:4", "3:4", "4:3", "9:16", "9:21")
 TOKEN_ENV = ("REPLICATE_API_TOKEN",)
@@ -25,7 +31,7 @@ MODERATION_WORDS = ("nsfw", "safety", "moderat", "flagged", "sensitive")
 
 SCHEMA: dict[str, Any] = {**remote.COMMON_SCHEMA, "steps": int, "guidance": float, "size": "size", "version": str,
                           "output_format": ("png", "webp", "jpg"), "safety_tolerance": int,
-                          "disable_safety_checker": bool, "base_url": str}
+                          "disable_safety_checker": bool, "base_url": str, "raw": bool}
 
 
 def family(model: str) -> str:
@@ -67,14 +73,35 @@ class ReplicateBackend:
         if not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", model):
             raise EvalsuiteError(f"backend '{spec.raw}': expected replicate:OWNER/MODEL, got '{model}'")
         self.model = model
+        self.info = model_info("replicate", model)
+        refuse_shut_down(self.info, spec.raw)
         self.family = family(model)
         fam = self.family
+        info, rules = self.info, self.info.rules
+        self.takes = {p: info.applies(p, default=d) for p, d in {
+            "custom_size": fam == "pro", "raw": False, "prompt_upsampling": fam == "pro",
+            "safety_tolerance": fam == "pro", "num_outputs": fam in ("schnell", "dev"),
+            "steps": fam in ("schnell", "dev"), "guidance": fam == "dev"}.items()}
+        self.ratios = tuple(rules.get("aspect_ratios") or ASPECT_RATIOS)
         opts = take_options(spec, SCHEMA, {
-            **remote.COMMON_DEFAULTS, "steps": {"schnell": 4, "dev": 28}.get(fam),
-            "guidance": 3.0 if fam == "dev" else None, "size": (1024, 1024), "version": None,
-            "output_format": "png", "safety_tolerance": 2, "disable_safety_checker": False, "base_url": None,
+            **remote.COMMON_DEFAULTS, "steps": rules.get("default_steps", {"schnell": 4, "dev": 28}.get(fam)),
+            "guidance": rules.get("default_guidance", 3.0 if fam == "dev" else None), "size": (1024, 1024),
+            "version": None, "output_format": "png", "safety_tolerance": 2, "disable_safety_checker": False,
+            "base_url": None, "raw": False,
         })
         remote.common_options(opts, spec.raw)
+        for k in ("steps", "guidance", "raw", "safety_tolerance", "disable_safety_checker"):
+            param = "num_outputs" if k == "disable_safety_checker" else k
+            if k in spec.options and not self.takes[param]:
+                raise EvalsuiteError(f"backend '{spec.raw}': option '{k}' is not taken by replicate:{model} "
+                                     "(see evalsuite/data/services/replicate.yaml)")
+        for k in ("steps", "guidance"):
+            if not self.takes[k]:
+                opts[k] = None
+        formats = rules.get("output_formats")
+        if formats and opts["output_format"] not in formats:
+            raise EvalsuiteError(f"backend '{spec.raw}': option 'output_format' must be one of {', '.join(formats)} "
+                                 f"for {model}")
         if fam == "schnell" and opts["steps"] is not None and not 1 <= opts["steps"] <= 4:
             raise EvalsuiteError(f"backend '{spec.raw}': option 'steps' is 1..4 for flux-schnell")
         if fam == "dev" and not 1 <= opts["steps"] <= 50:
@@ -92,37 +119,46 @@ class ReplicateBackend:
 
     def inputs(self, req: GenRequest) -> dict[str, Any]:
         """The model input for one request: the common parameters mapped to this model's schema."""
-        o = self.opts
-        inp: dict[str, Any] = {"prompt": req.prompt.prompt, "seed": req.seed, "output_format": o["output_format"]}
-        if self.family == "pro":
+        o, t = self.opts, self.takes
+        inp: dict[str, Any] = {"prompt": req.prompt.prompt, "seed": req.seed}
+        if t["custom_size"]:
             inp.update(aspect_ratio="custom", width=_multiple(req.width, 32, 256, 1440),
-                       height=_multiple(req.height, 32, 256, 1440), prompt_upsampling=False,
-                       safety_tolerance=o["safety_tolerance"])
+                       height=_multiple(req.height, 32, 256, 1440))
         else:
-            inp["aspect_ratio"] = aspect_ratio(req.width, req.height)
-        if self.family in ("schnell", "dev"):
-            inp.update(num_outputs=1, num_inference_steps=o["steps"], go_fast=False,
-                       megapixels="1" if req.width * req.height > 512 * 512 else "0.25",
-                       disable_safety_checker=o["disable_safety_checker"])
-        if self.family == "dev":
-            inp["guidance"] = o["guidance"]
+            inp["aspect_ratio"] = nearest_ratio(req.width, req.height, self.ratios)
+        if t["num_outputs"]:
+            inp.update(num_outputs=1, go_fast=False, megapixels="1" if req.width * req.height > 512 * 512 else "0.25")
+        inp.update(self._applied())
         return inp
+
+    def _applied(self) -> dict[str, Any]:
+        """The model parameters this model applies (replicate.yaml `takes`), as sent, recorded and keyed."""
+        o, t = self.opts, self.takes
+        out: dict[str, Any] = {"output_format": o["output_format"]}
+        if t["steps"]:
+            out["num_inference_steps"] = o["steps"]
+        if t["guidance"]:
+            out["guidance"] = o["guidance"]
+        if t["raw"]:
+            out["raw"] = o["raw"]
+        if t["prompt_upsampling"]:
+            out["prompt_upsampling"] = False
+        if t["safety_tolerance"]:
+            out["safety_tolerance"] = o["safety_tolerance"]
+        if t["num_outputs"]:
+            out["disable_safety_checker"] = o["disable_safety_checker"]
+        return out
 
     def config(self) -> dict[str, Any]:
         o = self.opts
         return {"service": "replicate", "model": self.model, "version": o["version"], "family": self.family,
-                "steps": o["steps"], "guidance": o["guidance"], "output_format": o["output_format"],
-                "safety_tolerance": o["safety_tolerance"] if self.family == "pro" else None,
-                "disable_safety_checker": o["disable_safety_checker"], "go_fast": False,
-                "prompt_upsampling": False, "base_url": o["base_url"], "size": list(self.default_size),
-                **remote.common_config(o, self.price_per_image)}
+                **self._applied(), "go_fast": False if self.takes["num_outputs"] else None,
+                "lifecycle": self.info.lifecycle(), "base_url": o["base_url"], "size": list(self.default_size),
+                "steps": o["steps"], "guidance": o["guidance"], **remote.common_config(o, self.price_per_image)}
 
     def key(self) -> dict[str, Any]:
-        o = self.opts
-        return {"service": "replicate", "model": self.model, "version": o["version"], "steps": o["steps"],
-                "guidance": o["guidance"], "output_format": o["output_format"],
-                "safety_tolerance": o["safety_tolerance"] if self.family == "pro" else None,
-                "disable_safety_checker": o["disable_safety_checker"]}
+        return {"service": "replicate", "model": self.model, "version": self.opts["version"],
+                **{k: v for k, v in self._applied().items() if k != "prompt_upsampling"}}
 
     def accepts(self, prompt) -> bool:
         return True
@@ -146,7 +182,8 @@ class ReplicateBackend:
         if self.client is None:
             token = remote.require_env(TOKEN_ENV, self.label, "a Replicate API token")
             self.client = replicate.Client(api_token=token, base_url=self.opts["base_url"],
-                                           event_hooks={"response": [_remember_retry_after]})
+                                           timeout=remote.ServiceTransport("replicate", self.opts["timeout"]).timeout,
+                                           transport=remote.ServiceTransport("replicate", self.opts["timeout"]))
             self.http = remote.http_client(self.opts["timeout"])
             self.policy = remote.policy_from(self.opts)
 
@@ -198,8 +235,11 @@ class ReplicateBackend:
         img, facts = remote.fetch_image(out, self.http, max_bytes=int(self.opts["max_download_mb"] * 2**20),
                                         policy=self.policy, stats=stats)
         applied.update(facts)
-        applied.update(width=img.width, height=img.height, steps=inp.get("num_inference_steps"),
-                       guidance=inp.get("guidance"))
+        applied.update(width=img.width, height=img.height, requested_size=f"{req.width}x{req.height}")
+        if self.takes["steps"]:
+            applied["steps"] = inp["num_inference_steps"]
+        if self.takes["guidance"]:
+            applied["guidance"] = inp["guidance"]
         m = re.search(r"[Uu]sing seed:?\s*(\d+)", pred.logs or "")
         seed = int(m.group(1)) if m else req.seed
         return GenResult(image=img, applied=applied, seed=seed)
@@ -223,20 +263,11 @@ def classify(exc: BaseException) -> remote.RemoteFailure:
         code = exc.status or 0
         if code in (400, 422) and is_moderation(msg):
             return remote.RemoteFailure(f"replicate: {msg}", status="filtered")
-        return remote.RemoteFailure(f"replicate: HTTP {code}: {msg}", transient=remote.transient_status(code),
-                                    retry_after=_RETRY_AFTER.__dict__.pop("value", None) if code == 429 else None)
+        return remote.RemoteFailure(f"replicate: HTTP {code}: {msg}", transient=remote.transient_status(code))
     if isinstance(exc, ModelError):
         msg = getattr(exc.prediction, "error", None) or str(exc)
         return remote.RemoteFailure(f"replicate: {msg}", status="filtered" if is_moderation(str(msg)) else "failed")
     return remote.classify_any(exc)
-
-
-_RETRY_AFTER = threading.local()   # ReplicateError keeps no headers: a response hook remembers Retry-After
-
-
-def _remember_retry_after(response) -> None:
-    if response.status_code == 429:
-        _RETRY_AFTER.value = remote.parse_retry_after(response.headers.get("retry-after"))
 
 
 def replicate(spec: BackendSpec) -> ReplicateBackend:

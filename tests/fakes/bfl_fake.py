@@ -1,4 +1,14 @@
-"""Fake Black Forest Labs API: POST /v1/{endpoint} -> {id, polling_url}; GET polling_url; x-key auth."""
+"""Fake Black Forest Labs API: POST /v1/{endpoint} -> {id, polling_url}; GET polling_url; x-key auth.
+
+Shapes and the documents (checked 2026-12-01) they come from:
+- POST /v1/{endpoint} -> {id, polling_url}; GET polling_url -> {id, status: Pending | Ready | Request Moderated |
+  Content Moderated | Error | Task not found, result: {sample, prompt, seed, ...}} (BFL API reference,
+  docs.bfl.ai, "Submitting requests" / get_result).
+- width/height: multiples of 32 in 256..1440, else 422 {detail: [{loc, msg}]} (BFL endpoint schemas).
+- /v1/flux-pro-1.1-ultra takes aspect_ratio (default "16:9") and raw, not width/height; width/height sent
+  there are ignored, and the image is about 4 MP at the aspect ratio (docs.bfl.ai FLUX1.1 [pro] Ultra page;
+  a 1024x1024 request without aspect_ratio got 2720x1536, issue 15).
+"""
 
 from __future__ import annotations
 
@@ -27,6 +37,11 @@ class BflFake(FakeService):
             for k in ("width", "height"):
                 if k in body and (body[k] % 32 or not 256 <= body[k] <= 1440):
                     return jsonr(422, {"detail": [{"loc": ["body", k], "msg": "must be a multiple of 32 in 256..1440"}]})
+            if m.group(1) == "flux-pro-1.1-ultra":
+                body = {k: v for k, v in body.items() if k not in ("width", "height")}
+                a, b = (int(x) for x in body.get("aspect_ratio", "16:9").split(":"))
+                h = int((4_000_000 * b / a) ** 0.5) // 32 * 32
+                body.update(width=h * a // b // 32 * 32, height=h)
             tid = f"t{next(self.ids):05d}"
             self.tasks[tid] = {"body": body, "created": time.monotonic()}
             return jsonr(200, {"id": tid, "polling_url": f"{self.base}/v1/get_result?id={tid}"})
@@ -44,8 +59,9 @@ class BflFake(FakeService):
             if self.moderated(b["prompt"]):
                 return jsonr(200, {"id": tid, "status": "Content Moderated", "result": None,
                                    "details": {"Moderation Reasons": ["Derivative Works Filter"]}})
-            url = self.add_file(f"{tid}.png", make_png(b["prompt"], b.get("seed"), b.get("width", 1024) // 4,
-                                                       b.get("height", 1024) // 4))
+            div = 32 if self.tasks[tid]["body"].get("aspect_ratio") or b.get("width", 0) > 1440 else 4  # stand-in pixels
+            url = self.add_file(f"{tid}.png", make_png(b["prompt"], b.get("seed"), b.get("width", 1024) // div,
+                                                       b.get("height", 1024) // div))
             return jsonr(200, {"id": tid, "status": "Ready", "progress": 1.0,
                                "result": {"sample": url + "?se=2025&sig=SIGNATURE", "prompt": b["prompt"],
                                           "seed": b.get("seed"), "duration": 0.01}})

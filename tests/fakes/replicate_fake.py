@@ -1,4 +1,16 @@
-"""Fake Replicate API: official-model and version predictions, polling, problem+json errors, Bearer auth."""
+"""Fake Replicate API: official-model and version predictions, polling, problem+json errors, Bearer auth.
+
+Shapes and the documents (checked 2026-12-01) they come from:
+- POST /v1/models/{owner}/{name}/predictions and POST /v1/predictions {version, input} -> 201 prediction
+  {id, model, version, status, input, output, error, logs, metrics, urls}; GET /v1/predictions/{id}
+  (Replicate HTTP API reference; the replicate 1.0.7 client's Predictions/Models resources).
+- errors are application/problem+json {title, detail, status} (Replicate API reference, errors; the
+  client's ReplicateError); input validation fails with 422 "Input validation failed".
+- black-forest-labs/flux-1.1-pro-ultra input schema (replicate.com/black-forest-labs/flux-1.1-pro-ultra/api):
+  aspect_ratio one of 21:9..9:21 (no 'custom'), raw, seed, safety_tolerance 1..6, output_format jpg|png;
+  about 4 MP delivered at the ratio.
+- flux-1.1-pro takes aspect_ratio 'custom' with width/height (multiples of 32, 256..1440).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +21,10 @@ from dataclasses import dataclass, field
 
 from .common import FakeService, Req, jsonr, make_png, wait_done
 
-ASPECTS = {"1:1": (1, 1), "16:9": (16, 9), "9:16": (9, 16), "4:3": (4, 3), "3:4": (3, 4), "3:2": (3, 2), "2:3": (2, 3)}
+ASPECTS = {"1:1": (1, 1), "16:9": (16, 9), "9:16": (9, 16), "4:3": (4, 3), "3:4": (3, 4), "3:2": (3, 2), "2:3": (2, 3),
+           "21:9": (21, 9), "9:21": (9, 21), "5:4": (5, 4), "4:5": (4, 5)}
+
+ULTRA_RATIOS = ("21:9", "16:9", "3:2", "4:3", "5:4", "1:1", "4:5", "3:4", "2:3", "9:16", "9:21")
 
 
 def problem(status: int, title: str, detail: str, headers=None):
@@ -31,7 +46,11 @@ class ReplicateFake(FakeService):
                 else:
                     p.update(status="succeeded", output=[])
             else:
-                if inp.get("aspect_ratio") == "custom":
+                if p["model"].endswith("-ultra"):
+                    a, b = ASPECTS[inp.get("aspect_ratio", "1:1")]
+                    h0 = int((4_000_000 * b / a) ** 0.5)
+                    w, h = h0 * a // b // 32, h0 // 32          # small stand-in pixels at the ratio delivered
+                elif inp.get("aspect_ratio") == "custom":
                     w, h = inp["width"], inp["height"]
                 else:
                     a, b = ASPECTS.get(inp.get("aspect_ratio", "1:1"), (1, 1))
@@ -55,8 +74,12 @@ class ReplicateFake(FakeService):
                           else "Internal server error")
                 return problem(status, "Request was throttled." if status == 429 else "Error", detail, headers)
             body = req.json()
-            pid = f"p{next(self.ids):05d}"
             model = f"{m.group(1)}/{m.group(2)}" if m else "someone/pinned"
+            if model.endswith("-ultra") and body["input"].get("aspect_ratio") not in (None, *ULTRA_RATIOS):
+                return problem(422, "Input validation failed",
+                               "- input.aspect_ratio: aspect_ratio must be one of the following: " + ", ".join(
+                                   f'"{r}"' for r in ULTRA_RATIOS))
+            pid = f"p{next(self.ids):05d}"
             self.predictions[pid] = {
                 "id": pid, "model": model, "version": body.get("version", "official-v1"), "status": "starting",
                 "input": body["input"], "output": None, "error": None, "logs": "", "metrics": {},
