@@ -291,3 +291,89 @@ def test_comfyui_validation_error_keeps_details(fakes, tmp_path):
     assert "unet_name: 'flux1-dev.safetensors' not in ['flux1-schnell.safetensors']" in rec.error
     res = _run(fakes["specs"]["comfyui"] + ",unet=flux1-schnell.safetensors", tmp_path / "ok", limit=1, seeds="0")
     assert res.total("generated") == 1
+
+
+# ---- Hugging Face Inference Providers ----
+
+HF_SECRET = "hf_SECRETtoken0123456789abcdef"
+
+
+@pytest.fixture
+def hf(monkeypatch):
+    import huggingface_hub.constants as hc
+
+    from tests.fakes.common import FakeServer
+    from tests.fakes.hf_fake import HfFake
+
+    svc = HfFake(secret=HF_SECRET)
+    server = FakeServer(svc).start()
+    monkeypatch.setenv("HF_TOKEN", HF_SECRET)
+    monkeypatch.setattr(hc, "HF_HUB_OFFLINE", False)       # the fake Hub on 127.0.0.1 only
+    monkeypatch.setattr(hc, "ENDPOINT", server.url)
+    monkeypatch.setattr(hc, "INFERENCE_PROXY_TEMPLATE", hc.INFERENCE_PROXY_TEMPLATE)   # restored after the test
+    from huggingface_hub import get_session
+
+    before = get_session().timeout
+    yield svc, server
+    get_session().timeout = before             # load() set the shared session's default timeout
+    server.stop()
+
+
+def test_hf_one_token_reaches_flux_on_two_providers(hf, tmp_path):
+    svc, server = hf
+    specs = [f"hf-flux-dev:base_url={server.url},{FAST}", f"hf:together/black-forest-labs/FLUX.1-dev,base_url={server.url},{FAST}"]
+    res = _run(specs, tmp_path / "h", limit=1, seeds="0,1")
+    assert res.total("generated") == 4 and res.total("failed") == 0
+    paths = [p for p, _ in svc.bodies]
+    assert paths.count("/fal-ai/fal-ai/flux/dev") == 2 and paths.count("/together/v1/images/generations") == 2
+    fal_body = next(b for p, b in svc.bodies if p.startswith("/fal-ai/"))
+    tog_body = next(b for p, b in svc.bodies if p.startswith("/together/"))
+    assert fal_body["guidance_scale"] == 3.5 and fal_body["image_size"] == {"width": 64, "height": 64}
+    assert "guidance_scale" not in tog_body and "guidance" not in tog_body and tog_body["steps"] == 28
+    recs = [r for _, r in RunFolder(tmp_path / "h").records()]
+    assert all(r.status == "ok" and r.applied["seed"] == r.seed and r.width == 64 for r in recs)
+    tog = next(r for r in recs if r.applied["provider"] == "together")
+    assert "guidance" not in tog.applied and "guidance" not in make_backend("hf:together/black-forest-labs/FLUX.1-dev").key()
+    _no_secret_in(tmp_path / "h")
+    for p in (tmp_path / "h").rglob("*"):
+        if p.is_file():
+            assert HF_SECRET.encode() not in p.read_bytes()
+
+
+def test_hf_moderation_retries_and_final_errors(hf, tmp_path):
+    svc, server = hf
+    spec = f"hf-flux-dev:base_url={server.url},{FAST}"
+    svc.moderate = ("neon sign",)
+    res = _run(spec, tmp_path / "m", seeds="0")
+    recs = {r.prompt_id: r for _, r in RunFolder(tmp_path / "m").records()}
+    assert res.total("filtered") == 1 and recs["neon-open-24"].status == "filtered"
+    assert recs["neon-open-24"].error.startswith("hf: content_policy_violation") and "[{" not in recs["neon-open-24"].error
+    svc.moderate = ()
+    svc.fail("generate", 429, times=2, retry_after="0.2")
+    _run(spec, tmp_path / "r", limit=1, seeds="0")
+    rec = next(r for _, r in RunFolder(tmp_path / "r").records())
+    assert rec.status == "ok" and rec.applied["retries"] == 2 and rec.applied["attempts"] == 3
+    gaps = [b - a for a, b in zip(svc.stamps["generate"][-3:], svc.stamps["generate"][-2:])]
+    assert min(gaps) >= 0.2
+    svc.credits_spent = True
+    n = svc.count("generate")
+    _run(spec, tmp_path / "q", limit=1, seeds="0")
+    rec = next(r for _, r in RunFolder(tmp_path / "q").records())
+    assert rec.status == "failed" and "402" in rec.error and "exceeded your monthly included credits" in rec.error
+    assert svc.count("generate") == n + 1 and HF_SECRET not in rec.error
+    with pytest.raises(EvalsuiteError, match="expected hf:PROVIDER/OWNER/MODEL"):
+        make_backend("hf:FLUX.1-dev")
+    with pytest.raises(EvalsuiteError, match="option 'guidance' is not taken by provider together"):
+        make_backend("hf:together/black-forest-labs/FLUX.1-dev,guidance=3")
+
+
+def test_hf_timeout_is_honoured(hf, tmp_path):
+    import time
+
+    svc, server = hf
+    svc.stall = 1.5
+    t = time.perf_counter()
+    _run(f"hf-flux-dev:base_url={server.url},timeout=0.3,retries=0,{FAST}", tmp_path / "t", limit=1, seeds="0")
+    rec = next(r for _, r in RunFolder(tmp_path / "t").records())
+    assert rec.status == "failed" and "tim" in rec.error.lower()
+    assert time.perf_counter() - t < 3.5     # the mapping lookup and the call each give up after 0.3 s

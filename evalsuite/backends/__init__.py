@@ -99,6 +99,8 @@ REGISTRY.update({
     "bfl": RegistryEntry(_R + "bfl", "bfl", "Black Forest Labs API: bfl:ENDPOINT, e.g. bfl:flux-pro-1.1", takes_ref=True),
     "openai": RegistryEntry(_R + "openai_images", "openai_images", "OpenAI Images: openai:MODEL, e.g. openai:gpt-image-2",
                             takes_ref=True),
+    "hf": RegistryEntry(_R + "hf_inference", "hf_inference", "Hugging Face Inference Providers: "
+                        "hf:PROVIDER/OWNER/MODEL, e.g. hf:fal-ai/black-forest-labs/FLUX.1-dev", takes_ref=True),
     "comfyui": RegistryEntry(_R + "comfyui", "comfyui", "a ComfyUI server running the shipped Flux workflow or yours: "
                              "comfyui[:URL]", takes_ref=True, default_ref="http://127.0.0.1:8188"),
 })
@@ -114,6 +116,7 @@ PRESETS = {
     "bfl-flux-pro-ultra": ("bfl", "flux-pro-1.1-ultra"),
     "replicate-flux-pro-ultra": ("replicate", "black-forest-labs/flux-1.1-pro-ultra"),
     "openai-gpt-image-2": ("openai", "gpt-image-2"),
+    "hf-flux-dev": ("hf", "fal-ai/black-forest-labs/FLUX.1-dev"),
 }
 # Presets of models the service has shut down: still recognised, so that using one fails at plan time with
 # the shutdown date and the replacement (evalsuite/data/services/*.yaml) instead of "unknown backend".

@@ -17,6 +17,7 @@ SERVICE_NEEDS = {
     "bfl": (("BFL_API_KEY",), "httpx"),
     "openai_images": (("OPENAI_API_KEY",), "openai"),
     "comfyui": ((), "httpx"),
+    "hf_inference": (("HF_TOKEN",), "huggingface_hub"),
 }
 
 
@@ -95,7 +96,7 @@ def check_live(log=print) -> int:
                  (listed and info is not None and info.status == "deprecated" and live[model] == info.shutdown_date)
             problems += not ok
             log(f"openai:{model:<24} table: {said:<40} service: {now}{'' if ok else '  <- differs'}")
-    for svc in ("bfl", "fal", "replicate", "comfyui"):
+    for svc in ("bfl", "fal", "replicate", "hf", "comfyui"):
         log(f"{svc}: no live model list with lifecycle dates to ask; table checked {models(svc) and _checked(svc)}")
     return problems
 

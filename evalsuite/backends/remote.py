@@ -39,7 +39,8 @@ T = TypeVar("T")
 PRICES_AS_OF = "2026-12-01"            # the date the service tables were checked; each price carries its own date
 PER_MEGAPIXEL = ("fal:",)
 
-SECRET_ENV = ("REPLICATE_API_TOKEN", "FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET", "BFL_API_KEY", "OPENAI_API_KEY")
+SECRET_ENV = ("REPLICATE_API_TOKEN", "FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET", "BFL_API_KEY", "OPENAI_API_KEY",
+              "HF_TOKEN")
 LOOPBACK_ENV = "EVALSUITE_ALLOW_LOOPBACK_HTTP"
 
 COMMON_SCHEMA: dict[str, Any] = {
@@ -88,7 +89,7 @@ _AUTH_PATTERNS = [
     re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?)(bearer|key|token)?\s*[^\s\"',}]+"),
     re.compile(r"(?i)\b(bearer|key)\s+[A-Za-z0-9_\-.:]{8,}"),
     re.compile(r"(?i)(x-key[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]+"),
-    re.compile(r"\b(r8_[A-Za-z0-9]{8,}|sk-[A-Za-z0-9_\-]{8,})"),
+    re.compile(r"\b(r8_[A-Za-z0-9]{8,}|sk-[A-Za-z0-9_\-]{8,}|hf_[A-Za-z0-9]{8,})"),
 ]
 
 
