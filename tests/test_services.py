@@ -10,8 +10,20 @@ import evalsuite
 from evalsuite.backends import make_backend, services
 from evalsuite.errors import EvalsuiteError
 from evalsuite.runfolder import RunFolder
-from tests.conftest import cli_env, run_cli
+from tests.conftest import cli_env, run_cli  # noqa: F401
 from tests.test_remote import FAST, _no_secret_in, _run, fakes, tls  # noqa: F401 - fixtures
+
+
+
+def _cli(capsys, *args) -> tuple[int, str, str]:
+    """The CLI in this process (`evalsuite.cli.main`): exit code, stdout, stderr."""
+    from evalsuite.cli import main
+
+    capsys.readouterr()
+    rc = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
 
 # ---- the tables ----
 
@@ -55,10 +67,9 @@ def test_shut_down_model_fails_at_plan_time(fakes, tmp_path, spec, date):
     assert not d.exists() and fakes["svc"]["openai"].count("create") == 0
 
 
-def test_shut_down_preset_through_cli_is_one_line_exit_2(fakes, tmp_path):
-    r = run_cli("run", "-b", "openai-dall-e-3", "--limit", "1", "-o", tmp_path / "x", "--yes",
-                env=cli_env(**fakes["env"]))
-    assert r.returncode == 2 and "shut down on 2026-05-12" in r.stderr and "folder:PATH" in r.stderr
+def test_shut_down_preset_through_cli_is_one_line_exit_2(fakes, tmp_path, capsys):
+    rc, out, err = _cli(capsys, "run", "-b", "openai-dall-e-3", "--limit", "1", "-o", tmp_path / "x", "--yes")
+    assert rc == 2 and "shut down on 2026-05-12" in err and "folder:PATH" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x").exists()
 
 
@@ -102,40 +113,46 @@ def test_rate_limit_429_is_retried_with_retry_after_and_counted(fakes, tmp_path)
     assert rec.status == "ok" and rec.applied["retries"] == 2 and rec.applied["attempts"] == 3
 
 
-def test_unknown_price_cannot_be_bounded_by_max_cost(fakes, tmp_path):
-    env = cli_env(**fakes["env"])
+def test_unknown_price_cannot_be_bounded_by_max_cost(fakes, tmp_path, capsys):
     spec = fakes["specs"]["openai"]
-    r = run_cli("run", "-b", spec, "--limit", "1", "--size", "64x64", "-o", tmp_path / "u", "--yes",
-                "--max-cost", "1.00", "--no-progress", env=env)
-    assert r.returncode == 2 and "--max-cost cannot bound" in r.stderr and "price=USD" in r.stderr
-    assert "call(s) at an unknown price" in r.stderr and not (tmp_path / "u").exists()
+    common = ("--limit", "1", "--size", "64x64", "-o", tmp_path / "u", "--yes", "--no-progress", "--no-score",
+              "--no-report")
+    rc, out, err = _cli(capsys, "run", "-b", spec, *common, "--max-cost", "1.00")
+    assert rc == 2 and "--max-cost cannot bound" in err and "price=USD" in err
+    assert "call(s) at an unknown price" in out + err and not (tmp_path / "u").exists()
     assert fakes["svc"]["openai"].count("create") == 0
-    r = run_cli("run", "-b", spec + ",price=0.05", "--limit", "1", "--size", "64x64", "-o", tmp_path / "u", "--yes",
-                "--max-cost", "0.05", "--no-progress", "--no-score", "--no-report", env=env)
-    assert r.returncode == 0, r.stderr
-    assert "not attempted 1" in r.stdout and fakes["svc"]["openai"].count("create") == 1
-    _no_secret_in(tmp_path / "u", r.stdout, r.stderr)
+    rc, out, err = _cli(capsys, "run", "-b", spec + ",price=0.05", *common, "--max-cost", "0.05")
+    assert rc == 0, err
+    assert "not attempted 1" in out and fakes["svc"]["openai"].count("create") == 1
+    _no_secret_in(tmp_path / "u", out, err)
 
 
-def test_backends_lists_lifecycle_and_price_and_check_asks_the_service(fakes):
-    env = cli_env(**fakes["env"], OPENAI_BASE_URL=fakes["servers"]["openai"].url + "/v1")
-    r = run_cli("backends", env=env)
-    assert r.returncode == 0
-    lines = {ln.split()[0]: ln for ln in r.stdout.splitlines() if ln.strip()}
+def test_backends_lists_lifecycle_and_price_and_check_asks_the_service(fakes, capsys, monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", fakes["servers"]["openai"].url + "/v1")
+    rc, out, err = _cli(capsys, "backends")
+    assert rc == 0
+    lines = {ln.split()[0]: ln for ln in out.splitlines() if ln.strip()}
     assert "active, price unknown" in lines["openai-gpt-image-2"]
     assert "not usable" in lines["openai-dall-e-3"] and "shut down 2026-05-12 (use gpt-image-2)" in lines["openai-dall-e-3"]
     assert "active, $0.04/image (2025-06-01)" in lines["bfl-flux-pro-1.1"]
-    r = run_cli("backends", "--check", env=env)
-    assert r.returncode == 0, r.stdout + r.stderr
+    assert "active, $0.06/image (2026-12-01)" in lines["bfl-flux-pro-ultra"] and "hf-flux-dev" in lines
+    rc, out, err = _cli(capsys, "backends", "--check")
+    assert rc == 0, out + err
     assert fakes["svc"]["openai"].count("models") == 1
-    check = {ln.split()[0]: ln for ln in r.stdout.splitlines() if ln.startswith("openai:")}
+    check = {ln.split()[0]: ln for ln in out.splitlines() if ln.startswith("openai:")}
     assert "not listed" in check["openai:dall-e-3"] and "differs" not in check["openai:dall-e-3"]
     assert "listed, no shutdown date" in check["openai:gpt-image-2"]
-    assert fakes["env"]["OPENAI_API_KEY"] not in r.stdout + r.stderr
+    assert fakes["env"]["OPENAI_API_KEY"] not in out + err
+    # the service lists a model the table calls shut down: reported, exit 1
+    from tests.fakes import openai_fake
+
+    monkeypatch.setitem(openai_fake.LIVE, "gpt-image-1", None)
+    rc, out, err = _cli(capsys, "backends", "--check")
+    assert rc == 1 and "differs" in next(ln for ln in out.splitlines() if ln.startswith("openai:gpt-image-1 "))
     # without a key the check says it skipped the service
-    env.pop("OPENAI_API_KEY")
-    r = run_cli("backends", "--check", env=env)
-    assert r.returncode == 0 and "openai: skipped (set OPENAI_API_KEY" in r.stdout
+    monkeypatch.delenv("OPENAI_API_KEY")
+    rc, out, err = _cli(capsys, "backends", "--check")
+    assert rc == 0 and "openai: skipped (set OPENAI_API_KEY" in out
 
 
 def test_openai_key_and_config_hold_only_applied_parameters(fakes):
