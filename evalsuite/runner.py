@@ -512,7 +512,9 @@ def _cost_guard(objs, plan, todos, *, yes: bool, dry_run: bool, max_cost: float 
         elif price == 0:
             est = "no charge"
         else:
-            est = f"about ${cost:.2f}"
+            info = getattr(b, "info", None)
+            dated = f" (price as of {info.price_checked})" if getattr(info, "price_checked", None) else ""
+            est = f"about ${cost:.2f}{dated}"
         if rows and price != 0:
             paid_calls += len(rows)
         total += cost

@@ -124,7 +124,33 @@ class HfInferenceBackend:
         self.load()
         return remote.run_item(self.label, lambda stats: self._one(req, stats))
 
+    def _mapping(self, stats: dict[str, Any]) -> str:
+        """The provider's model id for self.model, looked up once on the Hub with timeout= (bounded and retried
+        here; the client's own lookup would wait without a timeout) and handed to the client's mapping table."""
+        if getattr(self, "provider_model", None):
+            return self.provider_model
+        from huggingface_hub import HfApi
+
+        def lookup():
+            info = HfApi().model_info(self.model, expand=["inferenceProviderMapping"], timeout=self.opts["timeout"])
+            return info.inference_provider_mapping or []
+
+        found = remote.with_retry(lookup, self.policy, classify, "provider mapping", stats)
+        mine = next((m for m in found if m.provider == self.provider), None)
+        if mine is None:
+            served = ", ".join(sorted(m.provider for m in found)) or "no provider"
+            raise remote.RemoteFailure(f"hf: {self.model} is not served by provider {self.provider} (served by: {served})")
+        try:   # the client consults this table before asking the Hub itself
+            from huggingface_hub.inference._providers import _common
+
+            _common.HARDCODED_MODEL_INFERENCE_MAPPING.setdefault(self.provider, {})[self.model] = mine
+        except (ImportError, AttributeError):  # another huggingface_hub layout: the client asks the Hub itself
+            pass
+        self.provider_model = mine.provider_id
+        return self.provider_model
+
     def _one(self, req: GenRequest, stats: dict[str, Any]) -> GenResult:
+        provider_model = self._mapping(stats)
         kw: dict[str, Any] = {"model": self.model, "width": req.width, "height": req.height, "seed": req.seed}
         if self.opts["steps"] is not None:
             kw["num_inference_steps"] = self.opts["steps"]
@@ -136,7 +162,8 @@ class HfInferenceBackend:
         buf = io.BytesIO()
         image.save(buf, format="PNG")
         img, facts = remote.decode_image(buf.getvalue(), "image/png", f"hf {self.provider}")
-        applied: dict[str, Any] = {"service": "hf", "provider": self.provider, "model": self.model, **self._applied(),
+        applied: dict[str, Any] = {"service": "hf", "provider": self.provider, "model": self.model,
+                                   "provider_model": provider_model, **self._applied(),
                                    "requested_size": f"{req.width}x{req.height}", "width": img.width,
                                    "height": img.height, "generation_s": round(time.perf_counter() - t, 4),
                                    "source_format": getattr(image, "format", None)}

@@ -128,12 +128,15 @@ class FakeServer:
                     status, headers, out = svc.serve_file(req)
                 else:
                     status, headers, out = svc.handle(req)
-                self.send_response(status)
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
+                try:
+                    self.send_response(status)
+                    for k, v in headers.items():
+                        self.send_header(k, v)
+                    self.send_header("Content-Length", str(len(out)))
+                    self.end_headers()
+                    self.wfile.write(out)
+                except (BrokenPipeError, ConnectionResetError, ssl.SSLError):   # the client gave up (timeouts)
+                    self.close_connection = True
 
             do_GET = do_POST = do_PUT = do_DELETE = _do
 

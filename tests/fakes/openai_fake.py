@@ -6,6 +6,8 @@ Shapes and the documents (checked 2026-12-01) they come from:
 - a shut-down model answers 404 {"code": "model_not_found", "message": "The model `dall-e-3` has been
   deprecated. ..."}: the service's answer after the shutdown date, as quoted in migration guides of
   2026-05 (dev.to/flarecanary "DALL-E shuts down May 12") and seen in issue 15.
+- a model the account cannot use answers 404 model_not_found "The model `x` does not exist or you do not have
+  access to it." (OpenAI error codes guide).
 - insufficient_quota is a 429 with code/type insufficient_quota (OpenAI error codes guide: "You exceeded
   your current quota"); a rate limit is a 429 with code rate_limit_exceeded and a Retry-After header.
 - moderation: 400 with code moderation_blocked (gpt-image models) / content_policy_violation.
@@ -60,6 +62,8 @@ class OpenAIFake(FakeService):
         if model in SHUT_DOWN:
             return err(404, f"The model `{model}` has been deprecated. Learn more: "
                             "https://platform.openai.com/docs/deprecations", "model_not_found")
+        if model not in LIVE:
+            return err(404, f"The model `{model}` does not exist or you do not have access to it.", "model_not_found")
         if self.quota_exhausted:
             return err(429, "You exceeded your current quota, please check your plan and billing details.",
                        "insufficient_quota", "insufficient_quota")
