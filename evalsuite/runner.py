@@ -518,11 +518,14 @@ def _cost_guard(objs, plan, todos, *, yes: bool, dry_run: bool, max_cost: float 
         if rows and price != 0:
             paid_calls += len(rows)
         total += cost
-        lines.append(f"  {b.label:<32} {len(rows):>5} call(s), {est}, {getattr(b, 'concurrency', 1)} in flight")
+        info = getattr(b, "info", None)
+        life = f"; {info.lifecycle()}" if getattr(info, "status", "active") in ("deprecated", "unknown") else ""
+        lines.append(f"  {b.label:<32} {len(rows):>5} call(s), {est}, {getattr(b, 'concurrency', 1)} in flight{life}")
     if not lines:
         return
     if paid_calls or dry_run:
-        log(f"{'plan' if dry_run else 'remote calls'} (prices as of {PRICES_AS_OF}; override per backend with price=):")
+        log(f"{'plan' if dry_run else 'remote calls'} (prices from the model tables checked {PRICES_AS_OF}, each "
+            "with its own date; override per backend with price=):")
         for line in lines:
             log(line)
         n_unpriced = sum(n for _, n in unpriced)
@@ -532,7 +535,7 @@ def _cost_guard(objs, plan, todos, *, yes: bool, dry_run: bool, max_cost: float 
     if max_cost is not None and unpriced:
         what = ", ".join(f"{label} ({n} call(s))" for label, n in unpriced)
         msg = (f"--max-cost cannot bound {what}: the price per image is unknown in the dated model table; "
-               "set price=USD on that backend (e.g. SPEC,price=0.05) or drop --max-cost")
+               "add price=USD to that backend's options (e.g. openai-gpt-image-2:price=0.05) or drop --max-cost")
         if not dry_run:
             raise EvalsuiteError(msg)
         log(f"  note: {msg}")

@@ -421,3 +421,26 @@ def test_model_the_service_refuses_fails_at_once_with_its_words(fakes, tmp_path)
     rec = next(r for _, r in RunFolder(tmp_path / "n").records())
     assert res.total("failed") == 1 and oa.count("create") == 1 and rec.applied["retries"] == 0
     assert "404 model_not_found" in rec.error and "does not exist or you do not have access" in rec.error
+
+
+def test_plan_names_deprecated_and_unknown_models(fakes, tmp_path, monkeypatch):
+    import shutil
+
+    data = tmp_path / "services"
+    shutil.copytree(services.DATA, data)
+    text = (data / "openai.yaml").read_text().replace(
+        "  gpt-image-2.5-flare:\n    status: active",
+        "  gpt-image-2.5-flare:\n    status: deprecated\n    shutdown_date: \"2027-03-01\"\n    replacement: gpt-image-2.5-sunburst")
+    (data / "openai.yaml").write_text(text)
+    monkeypatch.setattr(services, "DATA", data)
+    services.table.cache_clear()
+    try:
+        url = fakes["servers"]["openai"].url
+        logs: list[str] = []
+        _run([f"openai:gpt-image-2.5-flare,base_url={url}/v1", f"openai:gpt-image-9,base_url={url}/v1"],
+             tmp_path / "d", limit=1, dry_run=True, log=logs.append)
+        text = "\n".join(logs)
+        assert "deprecated, shuts down 2027-03-01 (use gpt-image-2.5-sunburst)" in text
+        assert "not in the openai table checked 2026-12-01" in text
+    finally:
+        services.table.cache_clear()

@@ -97,7 +97,7 @@ def check_live(log=print) -> int:
             problems += not ok
             log(f"openai:{model:<24} table: {said:<40} service: {now}{'' if ok else '  <- differs'}")
     for svc in ("bfl", "fal", "replicate", "hf", "comfyui"):
-        log(f"{svc}: no live model list with lifecycle dates to ask; table checked {models(svc) and _checked(svc)}")
+        log(f"{svc}: no live model list with lifecycle dates to ask; table checked {_checked(svc)}")
     return problems
 
 
