@@ -10,7 +10,6 @@ import evalsuite
 from evalsuite.backends import make_backend, services
 from evalsuite.errors import EvalsuiteError
 from evalsuite.runfolder import RunFolder
-from tests.conftest import cli_env, run_cli  # noqa: F401
 from tests.test_remote import FAST, _no_secret_in, _run, fakes, tls  # noqa: F401 - fixtures
 
 

@@ -181,9 +181,9 @@ class ReplicateBackend:
 
         if self.client is None:
             token = remote.require_env(TOKEN_ENV, self.label, "a Replicate API token")
-            self.client = replicate.Client(api_token=token, base_url=self.opts["base_url"],
-                                           timeout=remote.ServiceTransport("replicate", self.opts["timeout"]).timeout,
-                                           transport=remote.ServiceTransport("replicate", self.opts["timeout"]))
+            transport = remote.ServiceTransport("replicate", self.opts["timeout"])
+            self.client = replicate.Client(api_token=token, base_url=self.opts["base_url"], timeout=transport.timeout,
+                                           transport=transport)
             self.http = remote.http_client(self.opts["timeout"])
             self.policy = remote.policy_from(self.opts)
 
