@@ -48,19 +48,60 @@ _ASCII_MAP = str.maketrans({
     "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-", "\u2015": "-", "\u2212": "-",
 })
 _SPACES = re.compile(r"\s+")
+# letters that NFKD does not decompose, folded to their usual Latin transliteration (lenient only)
+_FOLD_MAP = str.maketrans({
+    "\u00e6": "ae", "\u00c6": "ae", "\u0153": "oe", "\u0152": "oe", "\u00f8": "o", "\u00d8": "o",
+    "\u00df": "ss", "\u1e9e": "ss", "\u0111": "d", "\u0110": "d", "\u00f0": "d", "\u00d0": "d",
+    "\u0142": "l", "\u0141": "l", "\u00fe": "th", "\u00de": "th", "\u0131": "i", "\u0127": "h",
+    "\u0126": "h", "\u0138": "q", "\u014b": "ng", "\u014a": "ng", "\u0167": "t", "\u0166": "t",
+})
+# OCR spacing around punctuation: "128 . 50" -> "128.50", "bikes , com" -> "bikes, com", "( 24 )" -> "(24)"
+_SPACE_BEFORE = re.compile(r"\s+(?=[.,:;!?%)\]}'\u2019\"\u201d])")
+_SPACE_AFTER = re.compile(r"(?<=[(\[{$\u00a3\u20ac@#/])\s+")
+_SPACED_JOINER = re.compile(r"(?<=\w)\s+([./@])\s+(?=\w)")
+_SPACED_DIGITS = re.compile(r"(?<=\d)\s*([.,:])\s*(?=\d)")
+
+
+def tighten_punctuation(text: str) -> str:
+    """Remove the spaces OCR engines put around punctuation, the same way for targets and readings.
+
+    No space before . , : ; ! ? % ) ] } and closing quotes, none after ( [ { $ £ € @ # /; a . / @
+    with spaces on both sides between two words loses them ("www . site . com" -> "www.site.com"),
+    and so does a . , : between two digits ("128 . 50" -> "128.50", "8, 000" -> "8,000"). A dash
+    with spaces around it is a separator and keeps them."""
+    s = _SPACED_DIGITS.sub(r"\1", _SPACED_JOINER.sub(r"\1", text))
+    s = _SPACE_BEFORE.sub("", s)
+    return _SPACE_AFTER.sub("", s)
 
 
 def normalize(text: str, variant: str = "lenient") -> str:
     """Normalise a string for comparison; variant is 'lenient' or 'strict' (see the module docstring)."""
     if variant == "strict":
-        return _SPACES.sub(" ", text).strip()
+        s = unicodedata.normalize("NFC", text)
+        return tighten_punctuation(_SPACES.sub(" ", s).strip())
     if variant != "lenient":
         raise ValueError(f"unknown normalisation variant {variant!r}")
-    s = unicodedata.normalize("NFKC", text).translate(_ASCII_MAP)
+    s = unicodedata.normalize("NFKC", text).translate(_ASCII_MAP).translate(_FOLD_MAP)
     s = "".join(c for c in unicodedata.normalize("NFKD", s) if not unicodedata.combining(c))
-    s = s.lower()
-    s = "".join(c if (c.isalnum() or c.isspace()) else "" for c in s)
+    s = tighten_punctuation(_SPACES.sub(" ", s.lower()).strip())
+    s = "".join(c if (c.isalnum() or c.isspace()) else "" for c in s).replace("0", "o")
     return _SPACES.sub(" ", s).strip()
+
+
+# layout separators inside one target: a dash, bar, slash or bullet with spaces around it, or a colon
+# or semicolon followed by a space ("GAME OVER - INSERT COIN", "SCORE: 2-1")
+_SEPARATORS = re.compile(r"\s+[-\u2010-\u2015|/\u00b7\u2022]\s+|(?<=\S)[:;]\s+")
+
+
+def target_parts(target: str) -> list[str]:
+    """The parts of a target between layout separators (see _SEPARATORS); parts without a letter or
+    digit are dropped. One part when the target has no separator."""
+    return [p for p in _SEPARATORS.split(target) if scorable(p)]
+
+
+def scorable(target: str) -> bool:
+    """A target is scored only when it has a letter or a digit (its lenient form is not empty)."""
+    return bool(normalize(target, "lenient"))
 
 
 def levenshtein(a: str, b: str) -> int:
@@ -82,38 +123,64 @@ def ned(a: str, b: str) -> float:
     return levenshtein(a, b) / n if n else 0.0
 
 
-def best_window(target: str, text: str, tolerance: float = WINDOW_TOLERANCE) -> tuple[float, int, int]:
-    """(similarity, start, end) of the best window of `text` for `target` (both already normalised).
+def word_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of every word (run of non-space characters) of a normalised text."""
+    return [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
 
-    Windows are contiguous substrings whose length is within +-tolerance of len(target). One edit
-    distance table per start position gives every window length at once.
+
+def best_span(target: str, text: str, tolerance: float = WINDOW_TOLERANCE, *, ignore_spaces: bool = False,
+              claimed: frozenset[int] | set[int] = frozenset()) -> tuple[float, int, int]:
+    """(similarity, first word, end word) of the best word-aligned window of `text` for `target`.
+
+    A window is a run of whole consecutive words of `text` (none of them in `claimed`); it is compared
+    with the target by 1 - NED, with spaces removed from both when ignore_spaces. From each start
+    word, windows grow word by word until they are longer than (1 + tolerance) * len(target) (the
+    first word is always tried, so a long word is a window of its own). (0.0, 0, 0) when there is
+    no window. One edit-distance column per start word gives every end at once.
     """
-    L, N = len(target), len(text)
-    if L == 0:
-        return (1.0, 0, 0) if N == 0 else (0.0, 0, 0)
-    if N == 0:
-        return 0.0, 0, 0
-    lo = max(1, math.ceil(L * (1 - tolerance) - 1e-9))
+    t = target.replace(" ", "") if ignore_spaces else target
+    L = len(t)
+    spans = word_spans(text)
+    if L == 0 or not spans:
+        return (1.0 if L == 0 and not spans else 0.0), 0, 0
     hi = math.floor(L * (1 + tolerance) + 1e-9)
-    if N < lo:
-        return 1.0 - ned(target, text), 0, N
     best = (-1.0, 0, 0)
-    for start in range(0, N - lo + 1):
-        seg = text[start:start + hi]
-        # DP over target (rows) x seg (columns): last row holds distance(target, seg[:k]) for every k.
-        prev = list(range(len(seg) + 1))
-        for i, ct in enumerate(target, 1):
-            cur = [i]
-            for j, cs in enumerate(seg, 1):
-                cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ct != cs)))
-            prev = cur
-        for k in range(lo, len(seg) + 1):
-            sim = 1.0 - prev[k] / max(L, k)
+    for i in range(len(spans)):
+        if i in claimed:
+            continue
+        col = list(range(L + 1))          # col[r] = distance(t[:r], window so far)
+        k = 0
+        for j in range(i, len(spans)):
+            if j in claimed:
+                break
+            chars = text[spans[j][0]:spans[j][1]]
+            if j > i and not ignore_spaces:
+                chars = " " + chars
+            for c in chars:
+                k += 1
+                new = [k]
+                for r in range(1, L + 1):
+                    new.append(min(col[r] + 1, new[r - 1] + 1, col[r - 1] + (t[r - 1] != c)))
+                col = new
+            sim = 1.0 - col[L] / max(L, k)
             if sim > best[0]:
-                best = (sim, start, start + k)
+                best = (sim, i, j + 1)
+            if sim == 1.0 or k > hi:
+                break
         if best[0] == 1.0:
             break
-    return best
+    return best if best[0] >= 0 else (0.0, 0, 0)
+
+
+def best_window(target: str, text: str, tolerance: float = WINDOW_TOLERANCE, *,
+                ignore_spaces: bool = False) -> tuple[float, int, int]:
+    """(similarity, start, end) in characters of the best word-aligned window of `text` for `target`
+    (both already normalised); see best_span()."""
+    sim, i, j = best_span(target, text, tolerance, ignore_spaces=ignore_spaces)
+    if j == 0:
+        return sim, 0, 0
+    spans = word_spans(text)
+    return sim, spans[i][0], spans[j - 1][1]
 
 
 def outcome(similarity: float) -> str:
@@ -212,34 +279,99 @@ def count_occurrences(target: str, text: str) -> int:
     return len(re.findall(r"(?<!\S)" + re.escape(target) + r"(?!\S)", text))
 
 
-def target_result(target: str, reading: Reading) -> dict[str, Any]:
-    """Similarity, outcome and matched span of one target in one reading (lenient and strict)."""
-    out: dict[str, Any] = {"target": target, "engine": reading.engine}
+def _doubled(spans: list[tuple[int, int]], text: str, w0: int, w1: int) -> bool:
+    """The word just before the window repeats its first word, or the one just after its last."""
+    word = lambda i: text[spans[i][0]:spans[i][1]]  # noqa: E731
+    return (w0 > 0 and word(w0 - 1) == word(w0)) or (w1 < len(spans) and word(w1) == word(w1 - 1))
+
+
+def reading_results(targets: Sequence[str], reading: Reading) -> list[dict[str, Any]]:
+    """Similarity, outcome and matched window of every target in one reading (lenient and strict).
+
+    Each target needs its own rendering: targets are matched longest first (ties in the given
+    order), each in the best word-aligned window of words no earlier target claimed; a target
+    that is read (exact or near miss) claims its window's words. Lenient windows are compared with
+    spaces removed (OCR engines split and join words at will); strict windows keep them.
+    A target with layout separators (target_parts) that is not exact in one window is exact when
+    every part is exact in a window of its own and no part's window sits beside a repeat of its
+    edge word (a doubled word or line); otherwise its similarity is the better of the whole
+    window's and the parts' length-weighted mean. Results come back in the targets' order.
+    """
+    out: list[dict[str, Any]] = [{"target": t, "engine": reading.engine} for t in targets]
     for v in VARIANTS:
-        t = normalize(target, v)
-        sim, s, e = best_window(t, reading.text[v])
-        out[v] = {"similarity": round(sim, 6), "outcome": outcome(sim), "span": [s, e],
-                  "window": reading.text[v][s:e]}
-    t = normalize(target, "lenient")
-    out["occurrences"] = count_occurrences(t, reading.text["lenient"])
+        text = reading.text[v]
+        spans = word_spans(text)
+        claimed: set[int] = set()
+        norm = [normalize(t, v) for t in targets]
+        order = sorted(range(len(targets)), key=lambda i: -len(norm[i].replace(" ", "")))
+        for i in order:
+            sim, w0, w1 = best_span(norm[i], text, ignore_spaces=(v == "lenient"), claimed=claimed)
+            windows = [(w0, w1)] if w1 > w0 else []
+            parts = [normalize(p, v) for p in target_parts(targets[i])]
+            if sim < 1.0 and len(parts) > 1:
+                taken = set(claimed)
+                found: list[tuple[float, int, int, int]] = []
+                for pi in sorted(range(len(parts)), key=lambda k: -len(parts[k].replace(" ", ""))):
+                    ps, p0, p1 = best_span(parts[pi], text, ignore_spaces=(v == "lenient"), claimed=taken)
+                    if p1 > p0 and ps >= 1.0 and _doubled(spans, text, p0, p1):
+                        ps = 1.0 - 1.0 / max(len(parts[pi].replace(" ", "")), 2)   # doubled: one edit short
+                    found.append((ps, len(parts[pi].replace(" ", "")), p0, p1))
+                    if p1 > p0:
+                        taken.update(range(p0, p1))
+                part_sim = sum(f[0] * f[1] for f in found) / sum(f[1] for f in found)
+                if part_sim > sim:
+                    sim, windows = part_sim, [(f[2], f[3]) for f in found if f[3] > f[2]]
+            oc = outcome(sim)
+            if oc != GARBLED:
+                for w in windows:
+                    claimed.update(range(*w))
+            char_spans = [[spans[a][0], spans[b - 1][1]] for a, b in sorted(windows)]
+            s, e = (char_spans[0][0], char_spans[-1][1]) if char_spans else (0, 0)
+            out[i][v] = {"similarity": round(sim, 6), "outcome": oc, "span": [s, e],
+                         "window": " | ".join(text[a:b] for a, b in char_spans)}
+            if len(char_spans) > 1:
+                out[i][v]["parts"] = char_spans
+    for res, t in zip(out, targets):
+        res["occurrences"] = count_occurrences(normalize(t, "lenient"), reading.text["lenient"])
     return out
+
+
+def target_result(target: str, reading: Reading) -> dict[str, Any]:
+    """reading_results() for one target."""
+    return reading_results([target], reading)[0]
+
+
+TEXT_METRICS = (("text_exact", "lenient"), ("text_exact", "strict"), ("text_similarity", "lenient"),
+                ("text_similarity", "strict"), ("word_recall", "lenient"), ("text_duplicated", "lenient"),
+                ("extra_text", "lenient"), ("text_garbled", "lenient"))
 
 
 def item_text_metrics(targets: Sequence[str], readings: Sequence[Reading]) -> tuple[dict[tuple[str, str], float], dict[str, Any]]:
     """Per-item text metrics from one or more engines' readings.
 
+    Targets without a letter or digit ("&", an emoji) are not scored: they are listed in
+    details["unscored_targets"]; when no target is left, the text metrics are NaN and
+    details["missing_reason"] says why (ocr_chars is still measured).
     With several engines, each target takes the engine that read it best (highest lenient
     similarity, first engine on ties); extra_text and ocr_chars come from the engine with the best
     mean similarity. Returns ({(metric, variant): value}, details).
     """
     if not readings:
         raise ValueError("no OCR readings")
-    per_engine = [[target_result(t, r) for t in targets] for r in readings]
+    asked = list(targets)
+    targets = [t for t in asked if scorable(t)]
+    unscored = [t for t in asked if not scorable(t)]
+    per_engine = [reading_results(targets, r) for r in readings]
     chosen = []
     for ti in range(len(targets)):
         best = max(range(len(readings)), key=lambda ei: (per_engine[ei][ti]["lenient"]["similarity"], -ei))
         chosen.append((best, per_engine[best][ti]))
     values: dict[tuple[str, str], float] = {}
+    missing_reason = None
+    if unscored and not targets:
+        missing_reason = ("target text has no letter or digit to read: "
+                          + ", ".join(repr(t) for t in unscored))[:300]
+        values.update({k: math.nan for k in TEXT_METRICS})
     if targets:
         for v in VARIANTS:
             sims = [res[v]["similarity"] for _, res in chosen]
@@ -257,23 +389,19 @@ def item_text_metrics(targets: Sequence[str], readings: Sequence[Reading]) -> tu
                     pools[ei][w] -= 1
                     found += 1
         values[("word_recall", "lenient")] = found / total if total else 1.0
-        asked = Counter(normalize(t, "lenient") for t in targets)
-        values[("text_duplicated", "lenient")] = float(any(res["occurrences"] > asked[normalize(res["target"], "lenient")]
+        asked_n = Counter(normalize(t, "lenient") for t in targets)
+        values[("text_duplicated", "lenient")] = float(any(res["occurrences"] > asked_n[normalize(res["target"], "lenient")]
                                                         for _, res in chosen))
     # extra text and false positives from the engine with the best mean similarity (the first without targets)
     main = max(range(len(readings)), key=lambda ei: (
         sum(res["lenient"]["similarity"] for res in per_engine[ei]) / max(len(targets), 1), -ei))
     r = readings[main]
-    # each matched target claims its own window (a target asked twice claims two), greedily in order
+    # the characters of the windows that read targets claimed (each target its own window)
     matched: set[int] = set()
-    masked = list(r.text["lenient"])
     for res in per_engine[main]:
-        if res["lenient"]["outcome"] == GARBLED:
-            continue
-        sim, s, e = best_window(normalize(res["target"], "lenient"), "".join(masked))
-        if sim >= NEAR_MISS_THRESHOLD:
-            matched.update(range(s, e))
-            masked[s:e] = ["\0"] * (e - s)
+        if res["lenient"]["outcome"] != GARBLED:
+            for a, b in res["lenient"].get("parts", [res["lenient"]["span"]]):
+                matched.update(range(a, b))
     confident = [i for i, o in enumerate(r.owner) if o >= 0 and r.boxes[o].confidence >= CONFIDENT]
     if targets:
         values[("extra_text", "lenient")] = (sum(i not in matched for i in confident) / len(confident)) if confident else 0.0
@@ -283,6 +411,10 @@ def item_text_metrics(targets: Sequence[str], readings: Sequence[Reading]) -> tu
         "main_engine": r.engine,
         "per_engine": {rd.engine: {"raw_text": rd.raw_text, "text": rd.text} for rd in readings},
     }
+    if unscored:
+        details["unscored_targets"] = [{"target": t, "reason": "no letter or digit"} for t in unscored]
+    if missing_reason:
+        details["missing_reason"] = missing_reason
     return values, details
 
 

@@ -53,7 +53,7 @@ from ..errors import EvalsuiteError
 from ..runfolder import RunFolder, atomic_write_bytes, atomic_write_json, remove_partial_files, stable_hash
 
 SCORERS = ("clip", "ocr")
-TEXT_METRICS_VERSION = "text/v1"
+TEXT_METRICS_VERSION = "text/v2"
 SCORES_DIR = "scores"
 TABLE = "scores.parquet"
 COLUMNS = ["backend", "backend_name", "prompt_id", "seed", "key", "category", "image_sha256", "metric", "variant",
@@ -167,8 +167,11 @@ def _read_detail(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def _values_list(values: dict[tuple[str, str], float]) -> list[dict[str, Any]]:
-    return [{"metric": m, "variant": v, "value": float(x)} for (m, v), x in values.items()]
+def _values_list(values: dict[tuple[str, str], float], reason: str | None = None) -> list[dict[str, Any]]:
+    """Stored values; a NaN (a metric that could not be computed) is stored as None with the reason."""
+    return [{"metric": m, "variant": v, "value": float(x)} if not math.isnan(x) else
+            {"metric": m, "variant": v, "value": None, "missing_reason": reason or "could not be computed"}
+            for (m, v), x in values.items()]
 
 
 @dataclass
@@ -324,7 +327,7 @@ def _write_detail(root, unit, key, rec, inputs, values, details) -> None:
         "cache_key": key, "scorer_id": unit.slug, "scorer": unit.scorer, "model": unit.model,
         "version": unit.version, "image_sha256": rec.image_sha256, "inputs": inputs,
         "first_item": {"backend": rec.backend, "prompt_id": rec.prompt_id, "seed": rec.seed},
-        "values": _values_list(values), "details": details, "scored_at": _now(),
+        "values": _values_list(values, details.get("missing_reason")), "details": details, "scored_at": _now(),
     })
 
 
@@ -426,8 +429,10 @@ def build_rows(root: Path, registry: dict[str, Any], errors: dict | None = None)
                         f"not scored with {u.scorer} {u.model} yet (run `evalsuite score` with it)"
             if detail is not None:
                 for v in detail["values"]:
-                    rows.append({**base, "metric": v["metric"], "variant": v["variant"], "value": v["value"],
-                                 "missing_reason": None, **meta, "cache_key": k})
+                    missing = v["value"] is None
+                    rows.append({**base, "metric": v["metric"], "variant": v["variant"],
+                                 "value": math.nan if missing else v["value"],
+                                 "missing_reason": v.get("missing_reason") if missing else None, **meta, "cache_key": k})
             else:
                 for m, var in u.metrics_for(prompt):
                     rows.append({**base, "metric": m, "variant": var, "value": math.nan, "missing_reason": reason,
