@@ -212,3 +212,16 @@ def test_ocr_punctuation_spacing():
     assert v[("text_exact", "lenient")] == 1.0 and v[("text_exact", "strict")] == 0.0
     v, _ = _one(["www.greenlane-bikes.com"], "www . greenlane-bikes . com")
     assert v[("text_exact", "strict")] == 1.0
+
+
+def test_overlapping_boxes_do_not_read_a_character_twice():
+    # the detector's first box reaches 30 px into the next one ("24", 58 px per character): its "2" is dropped
+    boxes = [box("OPEN2", 49, 149, w=329, h=63), box("24", 348, 147, w=117, h=65), box("HOURS", 78, 274, w=353, h=65)]
+    assert ocr_text(boxes) == "OPEN 24 HOURS"
+    v, _ = item_text_metrics(["OPEN 24 HOURS"], [Reading.from_boxes("t", boxes)])
+    assert v[("text_exact", "lenient")] == 1.0 and v[("text_exact", "strict")] == 1.0
+    # no overlap: nothing is trimmed, a real doubled letter stays
+    apart = [box("OPENN", 0, 0, w=100), box("NOW", 120, 0, w=60)]
+    assert ocr_text(apart) == "OPENN NOW"
+    # an overlap whose characters do not repeat: nothing is trimmed
+    assert ocr_text([box("MAIN", 0, 0, w=100), box("ST", 90, 0, w=40)]) == "MAIN ST"

@@ -207,6 +207,10 @@ class Box:
     def left(self) -> float:
         return min(p[0] for p in self.polygon)
 
+    @property
+    def right(self) -> float:
+        return max(p[0] for p in self.polygon)
+
     def to_dict(self) -> dict[str, Any]:
         return {"text": self.text, "confidence": round(float(self.confidence), 6),
                 "polygon": [[round(float(x), 2), round(float(y), 2)] for x, y in self.polygon]}
@@ -236,9 +240,35 @@ def reading_order(boxes: Sequence[Box]) -> list[list[Box]]:
     return [sorted(lines[i], key=lambda b: b.left) for i in order]
 
 
+def trimmed_lines(boxes: Sequence[Box]) -> list[list[tuple[Box, str]]]:
+    """reading_order() with each box's text, trimmed where neighbouring boxes overlap.
+
+    A detector box that reaches into the next box of its line makes the recogniser read the
+    neighbour's first characters twice ("OPEN2" + "24"). When a box overlaps the next one by o
+    pixels, up to ceil(o / w) characters (w: the next box's width per character) that end this
+    box's text and begin the next one's (case-insensitively) are dropped from this box."""
+    out = []
+    for line in reading_order(boxes):
+        texts = [b.text for b in line]
+        for i in range(len(line) - 1):
+            a, b = line[i], line[i + 1]
+            overlap = a.right - b.left
+            nxt = texts[i + 1].strip()
+            if overlap <= 0 or not nxt:
+                continue
+            width = max(b.right - b.left, 1e-6) / len(nxt)
+            cur = texts[i].rstrip()
+            for k in range(min(math.ceil(overlap / width), len(nxt), len(cur) - 1), 0, -1):
+                if cur[-k:].lower() == nxt[:k].lower():
+                    texts[i] = cur[:-k]
+                    break
+        out.append(list(zip(line, texts)))
+    return out
+
+
 def ocr_text(boxes: Sequence[Box]) -> str:
-    """The raw OCR text in reading order (lines joined with a space)."""
-    return " ".join(" ".join(b.text for b in line) for line in reading_order(boxes))
+    """The raw OCR text in reading order (lines joined with a space; overlaps trimmed, trimmed_lines)."""
+    return " ".join(" ".join(t for _, t in line) for line in trimmed_lines(boxes))
 
 
 @dataclass
@@ -254,11 +284,11 @@ class Reading:
     @classmethod
     def from_boxes(cls, engine: str, boxes: Sequence[Box]) -> "Reading":
         boxes = list(boxes)
-        ordered = [b for line in reading_order(boxes) for b in line]
+        ordered = [bt for line in trimmed_lines(boxes) for bt in line]
         index = {id(b): i for i, b in enumerate(boxes)}
         parts, owner = [], []
-        for b in ordered:
-            n = normalize(b.text, "lenient")
+        for b, t in ordered:
+            n = normalize(t, "lenient")
             if not n:
                 continue
             if parts:

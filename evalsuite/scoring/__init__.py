@@ -29,7 +29,7 @@ Table schema (`load_scores(run_dir)` returns it as a pandas DataFrame):
     scorer           "clip" or "ocr"
     model            CLIP identity (ViT-L-14:openai, NAME:local:<sha16>) or OCR engine(s) (easyocr,
                      rapidocr, easyocr+rapidocr for the per-target best of several engines)
-    scorer_version   e.g. clip/v1, easyocr 1.7.2 / text/v1
+    scorer_version   e.g. clip/v1, rapidocr 1.4.4 / text/v2
     scorer_id        the slug (folder under scores/details/)
     cache_key        the detail file's key (None when missing)
 
@@ -167,6 +167,11 @@ def _read_detail(path: Path) -> dict[str, Any] | None:
         return None
 
 
+def load_detail(run_dir: str | Path, scorer_id: str, cache_key: str) -> dict[str, Any] | None:
+    """The stored detail file of one scored (scorer identity, image, inputs); None when absent."""
+    return _read_detail(_detail_path(Path(run_dir), scorer_id, cache_key))
+
+
 def _values_list(values: dict[tuple[str, str], float], reason: str | None = None) -> list[dict[str, Any]]:
     """Stored values; a NaN (a metric that could not be computed) is stored as None with the reason."""
     return [{"metric": m, "variant": v, "value": float(x)} if not math.isnan(x) else
@@ -213,7 +218,7 @@ class ScoreResult:
 
 
 def score_run(run_dir: str | Path, scorers: str | Iterable[str] | None = ("clip", "ocr"), *,
-              ocr: str | Sequence[str] | None = ("easyocr",), clip_model: str | None = None,
+              ocr: str | Sequence[str] | None = None, clip_model: str | None = None,
               clip_batch_size: int | None = None, device: str | None = None, progress: bool = True,
               log=None) -> ScoreResult:
     """Score every finished item of a run folder with each scorer, doing only work not already done.
