@@ -1,30 +1,34 @@
 """Text-rendering metrics: pure functions over target strings and OCR boxes (spec: metrics.md, "Text rendering").
 
-Normalisation
-    lenient (default): Unicode NFKC, curly quotes and dashes to ASCII, accents folded (é -> e),
-        lowercase, everything but letters, digits and spaces dropped (so "McDonald's" -> "mcdonalds"),
-        runs of spaces collapsed, stripped.
-    strict: whitespace collapsed and stripped only; case, accents and punctuation count.
-
-    Accent folding in lenient mode is an addition to metrics.md: the English OCR models (EasyOCR
-    english_g2, PP-OCR en) have no accented letters, so without folding "Café" could never be read
-    exactly; strict mode keeps accents.
+Normalisation (the same for targets and readings)
+    lenient (default): Unicode NFKC, curly quotes and dashes to ASCII, letters NFKD leaves whole folded
+        (ae, oe, o, ss, d, l, th, ...), accents folded (e with acute -> e), lowercase, OCR spacing around
+        punctuation tightened (tighten_punctuation), everything but letters, digits and spaces dropped
+        ("McDonald's" -> "mcdonalds"), the digit 0 read as the letter o, spaces collapsed.
+    strict: Unicode NFC, whitespace collapsed, OCR punctuation spacing tightened; case, accents and
+        punctuation count.
 
 OCR text
-    The boxes are grouped into lines (a box joins a line when their vertical extents overlap by at
-    least half the smaller height), lines ordered top to bottom, boxes in a line left to right, lines
-    joined with a space.
+    Boxes are grouped into lines (vertical overlap >= half the smaller height), lines top to bottom,
+    boxes left to right; where a box overlaps the next one, characters read twice are trimmed
+    (trimmed_lines); lines joined with a space.
 
 Per target t over the normalised OCR text o
     NED(a, b) = Levenshtein(a, b) / max(len(a), len(b))  (0 when both are empty)
-    similarity(t) = max over windows w of o (contiguous, len(w) within +-20% of len(t), crossing
-        line boundaries) of 1 - NED(t, w). When o is non-empty but shorter than every allowed window,
-        o itself is the only window (it scores below 0.8, i.e. garbled, either way). Empty o: 0.
+    windows: runs of whole consecutive words of o (word-aligned; "sale" never matches inside
+        "wholesale"); lenient compares them with spaces removed from both sides.
+    similarity(t) = max over windows w of 1 - NED(t, w) (best_span); 0 when o is empty.
+    Targets are matched longest first; each takes a window of words no other target claimed, so a
+    target asked for twice needs two renderings. A target with layout separators (" - ", ": ", ...)
+    is also exact when each of its parts is exact in a window of its own (target_parts).
     outcome: "exact" (1.0), "near_miss" (>= 0.8), "garbled" (< 0.8 or not found).
+    Targets without a letter or digit ("&", an emoji) are not scored (reported missing with the
+    reason when no other target is left).
 
 Per item: text_exact, text_similarity (lenient and strict), word_recall, text_duplicated,
-extra_text, text_garbled (share of the item's targets garbled) and ocr_chars (confidently read
-characters: false positives on images that should show no text). See item_text_metrics().
+extra_text, text_garbled (share of the item's targets garbled), ocr_chars (confidently read
+characters: false positives on images that should show no text) and the published protocols'
+figures (metrics/text_protocols.py). See item_text_metrics().
 """
 
 from __future__ import annotations
@@ -396,12 +400,15 @@ def item_text_metrics(targets: Sequence[str], readings: Sequence[Reading]) -> tu
     for ti in range(len(targets)):
         best = max(range(len(readings)), key=lambda ei: (per_engine[ei][ti]["lenient"]["similarity"], -ei))
         chosen.append((best, per_engine[best][ti]))
+    from .text_protocols import PROTOCOL_METRICS, protocol_metrics
+
     values: dict[tuple[str, str], float] = {}
     missing_reason = None
     if unscored and not targets:
         missing_reason = ("target text has no letter or digit to read: "
                           + ", ".join(repr(t) for t in unscored))[:300]
         values.update({k: math.nan for k in TEXT_METRICS})
+        values.update({(m, ""): math.nan for m in PROTOCOL_METRICS})
     if targets:
         for v in VARIANTS:
             sims = [res[v]["similarity"] for _, res in chosen]
@@ -436,6 +443,10 @@ def item_text_metrics(targets: Sequence[str], readings: Sequence[Reading]) -> tu
     if targets:
         values[("extra_text", "lenient")] = (sum(i not in matched for i in confident) / len(confident)) if confident else 0.0
     values[("ocr_chars", "lenient")] = float(len(confident))
+    protocol_reason = None
+    if targets:     # published protocols on the main engine's raw reading (their own normalisation)
+        pv, protocol_reason = protocol_metrics(targets, r.raw_text)
+        values.update(pv)
     details = {
         "targets": [dict(res, engine=readings[ei].engine) for ei, res in chosen],
         "main_engine": r.engine,
@@ -445,6 +456,8 @@ def item_text_metrics(targets: Sequence[str], readings: Sequence[Reading]) -> tu
         details["unscored_targets"] = [{"target": t, "reason": "no letter or digit"} for t in unscored]
     if missing_reason:
         details["missing_reason"] = missing_reason
+    elif protocol_reason:
+        details["missing_reason"] = protocol_reason
     return values, details
 
 
