@@ -141,6 +141,7 @@ class Scored:
     has_target: bool
     image: Path | None
     item: str               # how the image is named on the page
+    targets: list[str] = field(default_factory=list)
 
 
 def _run_scores(root: Path, labels: list[Label]) -> tuple[dict[str, str], dict[str, dict[int, Scored]], list[int]]:
@@ -188,7 +189,8 @@ def _run_scores(root: Path, labels: list[Label]) -> tuple[dict[str, str], dict[s
                 exact=float(ex.value) if ex is not None else math.nan,
                 similarity=float(sm.value) if sm is not None else math.nan, ocr_text=text,
                 has_target=has_target, image=root / rec.image,
-                item=f"{rec.backend}/{rec.prompt_id}/s{rec.seed}")
+                item=f"{rec.backend}/{rec.prompt_id}/s{rec.seed}",
+                targets=list(prompts[rec.prompt_id].target_text) if rec.prompt_id in prompts else [])
     return models, out, unmatched
 
 
@@ -237,7 +239,7 @@ def _folder_scores(folder: Path, labels: list[Label], ocr, progress: bool) -> tu
                 exact=values.get(("text_exact", "lenient"), math.nan),
                 similarity=values.get(("text_similarity", "lenient"), math.nan),
                 ocr_text=det["per_engine"][det["main_engine"]]["raw_text"], has_target=bool(targets), image=path,
-                item=str(lab.raw.get("id") or path.name))
+                item=str(lab.raw.get("id") or path.name), targets=targets)
     return {i: i for i in ids}, out, unmatched
 
 
@@ -287,6 +289,7 @@ def agree(run_dir: str | Path, labels: str | Path, *, ocr: str | Sequence[str] |
             if hh != pp:
                 lab, s = by_line[ln], rows[ln]
                 disagreements.append({"line": ln, "item": s.item, "image": str(s.image) if s.image else None,
+                                      "targets": s.targets,
                                       "human": lab.verdict or str(lab.label), "human_reading": lab.reading,
                                       "predicted_exact": pp, "similarity": s.similarity, "ocr_reading": s.ocr_text,
                                       "kind": "false positive" if pp else "false negative"})
@@ -347,7 +350,7 @@ def render_html(result: dict[str, Any]) -> str:
              "body{font-family:system-ui,sans-serif;margin:24px;color:#222}table{border-collapse:collapse;margin:8px 0 20px}"
              "td,th{border:1px solid #ccc;padding:6px 10px;text-align:left;vertical-align:top}th{background:#f3f3f3}"
              "pre{white-space:pre-wrap;margin:0;font-size:13px}.fp{color:#b00020;font-weight:600}"
-             ".fn{color:#8a5a00;font-weight:600}img{max-width:220px;border:1px solid #ddd}",
+             ".fn{color:#8a5a00;font-weight:600}img{max-width:220px;border:1px solid #ddd}td.num{white-space:nowrap}",
              "</style></head><body>", "<h1>Agreement with human labels</h1>",
              f"<p>source: {esc(result['source'])} ({esc(result['kind'])}); labels: {esc(result['labels'])} "
              f"({result['n_labels']} lines, {len(result['unmatched_label_lines'])} matching no image). "
@@ -356,8 +359,9 @@ def render_html(result: dict[str, Any]) -> str:
              "<table><tr><th>scorer</th><th>n</th><th>accuracy</th><th>Cohen's kappa</th><th>Spearman (similarity vs rating)"
              "</th><th>false positives</th><th>false negatives</th><th>no target text</th><th>missing</th></tr>"]
     for s in result["scorers"]:
-        parts.append(f"<tr><td>{esc(s['model'])}</td><td>{s['n']}</td><td>{_ci(s['accuracy'])}</td>"
-                     f"<td>{_ci(s['kappa'])}</td><td>{_ci(s['spearman'])}</td><td>{s['false_positives']}</td>"
+        parts.append(f"<tr><td>{esc(s['model'])}</td><td>{s['n']}</td><td class='num'>{_ci(s['accuracy'])}</td>"
+                     f"<td class='num'>{_ci(s['kappa'])}</td><td class='num'>{_ci(s['spearman'])}</td>"
+                     f"<td>{s['false_positives']}</td>"
                      f"<td>{s['false_negatives']}</td><td>{s['no_target_text']}</td><td>{s['missing']}</td></tr>")
     parts.append("</table>")
     for s in result["scorers"]:
@@ -365,12 +369,15 @@ def render_html(result: dict[str, Any]) -> str:
         if not s["disagreements"]:
             parts.append("<p>none</p>")
             continue
-        parts.append("<table><tr><th>image</th><th>item</th><th>outcome</th><th>OCR reading</th><th>human reading</th></tr>")
+        parts.append("<table><tr><th>image</th><th>item</th><th>outcome</th><th>requested text</th><th>OCR reading</th>"
+                     "<th>human reading</th></tr>")
         for d in s["disagreements"]:
             cls = "fp" if d["predicted_exact"] else "fn"
             parts.append(f"<tr><td>{_thumb(d['image'])}</td><td>{esc(d['item'])}<br>label line {d['line']}</td>"
                          f"<td><span class='{cls}'>{esc(d['kind'])}</span><br>human: {esc(d['human'])}<br>"
-                         f"similarity {d['similarity']:.2f}</td><td><pre>{esc(d['ocr_reading'] or '')}</pre></td>"
+                         f"similarity {d['similarity']:.2f}</td>"
+                         f"<td><pre>{esc(chr(10).join(d.get('targets') or []))}</pre></td>"
+                         f"<td><pre>{esc(d['ocr_reading'] or '')}</pre></td>"
                          f"<td><pre>{esc(d['human_reading'] or '')}</pre></td></tr>")
         parts.append("</table>")
     parts.append("</body></html>")
