@@ -105,3 +105,25 @@ def test_agree_on_an_image_folder_and_bad_labels(tmp_path):
         r = run_cli("agree", folder, "--labels", lf, "--no-progress", env=cli_env())
         assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
         assert "bad.jsonl: line 2" in r.stderr and field in r.stderr
+
+
+def test_targets_without_letters_are_stored_missing_with_the_reason(tmp_path):
+    import evalsuite
+
+    (tmp_path / "p.yaml").write_text(
+        "name: symbols\nprompts:\n"
+        "  - id: amp\n    prompt: 'a sign with an ampersand'\n    category: text\n    target_text: ['&']\n"
+        "  - id: open\n    prompt: 'a sign that says OPEN & CO'\n    category: text\n    target_text: ['OPEN', '&']\n",
+        encoding="utf-8")
+    evalsuite.run("reference", str(tmp_path / "p.yaml"), seeds=[0], run_dir=tmp_path / "r", progress=False,
+                  log=lambda m: None, scorers="ocr")
+    df = evalsuite.load_scores(tmp_path / "r")
+    amp = df[(df.prompt_id == "amp") & (df.metric == "text_exact")]
+    assert len(amp) == 2 and amp["value"].isna().all()
+    assert amp["missing_reason"].str.contains("no letter or digit").all()
+    assert df[(df.prompt_id == "amp") & (df.metric == "ocr_chars")]["value"].notna().all()
+    opn = df[(df.prompt_id == "open") & (df.metric == "text_exact") & (df.variant == "lenient")]
+    assert opn["value"].tolist() == [1.0] and opn["missing_reason"].isna().all()
+    agg = evalsuite.aggregate(tmp_path / "r")
+    te = agg[(agg.metric == "text_exact") & (agg.variant == "lenient")].iloc[0]
+    assert te["n_prompts"] == 1 and te["n_missing"] == 1 and "no letter or digit" in te["missing_reasons"]
