@@ -31,4 +31,11 @@ def aggregate(*args, **kwargs):
     return _aggregate(*args, **kwargs)
 
 
-__all__ = ["run", "score", "load_scores", "aggregate", "__version__"]
+def agree(*args, **kwargs):
+    """Agreement of each text scorer with human labels (accuracy, kappa, Spearman). See evalsuite.agree.agree."""
+    from .agree import agree as _agree
+
+    return _agree(*args, **kwargs)
+
+
+__all__ = ["run", "score", "load_scores", "aggregate", "agree", "__version__"]

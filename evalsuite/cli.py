@@ -58,8 +58,8 @@ def _add_run(sub) -> None:
 
 def _add_score_options(p) -> None:
     p.add_argument("--scorers", default="clip,ocr", help="scorers to run, comma-separated: clip, ocr")
-    p.add_argument("--ocr", default="easyocr",
-                   help="OCR engine(s): easyocr, rapidocr, or easyocr,rapidocr (per target the best of both)")
+    p.add_argument("--ocr", default=None,
+                   help="OCR engine(s): rapidocr (default), easyocr, or easyocr,rapidocr (per target the best of both)")
     p.add_argument("--clip-model", default=None,
                    help="open_clip model NAME:PRETRAINED (default ViT-L-14:openai), NAME:/path/ckpt.pt or "
                         "CONFIG.json:/path/ckpt.pt")
@@ -350,6 +350,33 @@ def _cmd_regress(args) -> int:
     return exit_code(res)
 
 
+def _add_agree(sub) -> None:
+    p = sub.add_parser(
+        "agree", help="how well each text scorer agrees with human labels (accuracy, kappa, Spearman)",
+        description="Compare each OCR scorer identity's lenient text_exact with human labels (JSONL keyed by "
+                    "backend+prompt_id+seed, image_sha256 or image; verdict correct|minor-errors|garbled|no-text, "
+                    "label 0/1 or rating). SOURCE is a scored run folder, or a folder of labelled images whose "
+                    "labels carry file and target_text (read here with --ocr). Writes agreement.json and an HTML "
+                    "page of the disagreements. Example: evalsuite agree results/smoke --labels my-labels.jsonl",
+    )
+    p.add_argument("source", metavar="RUN_DIR", help="a scored run folder, or a folder of labelled images")
+    p.add_argument("--labels", required=True, metavar="FILE", help="JSONL labels file")
+    p.add_argument("--ocr", default=None, help="OCR engine(s) for a folder of images (default: rapidocr)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="output folder (default: RUN_DIR/agreement for a run, ./agreement for an image folder)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(handler=_cmd_agree)
+
+
+def _cmd_agree(args) -> int:
+    from .agree import agree, format_agreement
+
+    res = agree(args.source, args.labels, ocr=args.ocr, out=args.out, progress=not args.no_progress)
+    print(format_agreement(res))
+    print(f"wrote {res['files']['json']}, {res['files']['html']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -366,6 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_prompts(sub)
     _add_compare(sub)
     _add_regress(sub)
+    _add_agree(sub)
     return parser
 
 

@@ -53,6 +53,18 @@ METRICS: dict[str, tuple[str, float | None, str, float]] = {
     "text_exact": ("lenient", 3.0, "pp", 100.0),
     "text_similarity": ("lenient", None, "", 1.0),
     "word_recall": ("lenient", None, "pp", 100.0),
+    # published text protocols (metrics/text_protocols.py), reported beside ours, never gated by default
+    "cvtg_word_acc": ("", None, "", 1.0),
+    "cvtg_ned": ("", None, "", 1.0),
+    "oneig_ed": ("", None, "chars", 1.0),
+    "oneig_cr": ("", None, "", 1.0),
+    "oneig_wac": ("", None, "", 1.0),
+    "oneig_text_score": ("", None, "", 1.0),
+    "mario_precision": ("", None, "", 1.0),
+    "mario_recall": ("", None, "", 1.0),
+    "mario_f": ("", None, "", 1.0),
+    "mario_acc": ("", None, "", 1.0),
+    "longtext_word_acc": ("", None, "", 1.0),
 }
 DEFAULT_CEILING_MARGIN_DB = 3.0
 FIDELITY_GATES = ("psnr_over_ceiling", "psnr", "ssim")

@@ -57,7 +57,7 @@ def regress(backend: str, *, quant: str | None = None, candidate: str | None = N
             categories: list[str] | None = None, limit: int | None = None, size: str | None = None,
             results: str | Path = "results", out_dir: str | Path | None = None,
             metrics=None, margins=None, ceiling_margin_db: float | None = None, min_psnr: float | None = None,
-            min_ssim: float | None = None, scorers="clip,ocr", ocr="easyocr", clip_model: str | None = None,
+            min_ssim: float | None = None, scorers="clip,ocr", ocr=None, clip_model: str | None = None,
             progress: bool = True, argv: list[str] | None = None, log=None) -> dict[str, Any]:
     """Generate + score the baseline and the candidate, compare, write the outputs; returns the result
     with result["runs"] = {"baseline": dir, "candidate": dir} and result["files"]."""

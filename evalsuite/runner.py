@@ -205,7 +205,7 @@ def run(
     log=None,
     score: bool = True,
     scorers: str | Iterable[str] | None = ("clip", "ocr"),
-    ocr: str | Iterable[str] | None = ("easyocr",),
+    ocr: str | Iterable[str] | None = None,
     clip_model: str | None = None,
     report: bool = True,
     overlap: bool | None = None,

@@ -236,6 +236,9 @@ def test_garbled_text_candidate_fails_on_text_exact(ref_base, tmp_path, capsys):
     assert te["baseline_mean"] == 100.0 and te["candidate_mean"] == 0.0
     assert te["delta"] == -100.0 and te["ci90"] == [-100.0, -100.0]
     assert res["pairs"][0]["hard_gates"]["decision"] == "pass"
+    # the published protocols are compared like any metric (reported, not gated)
+    one = res["pairs"][0]["metrics"]["oneig_text_score"]
+    assert one["decision"] == "reported" and one["baseline_mean"] == 1.0 and one["candidate_mean"] < 1.0
     # the prompt sets differ (category text only): reported
     assert any("different prompt sets" in w for w in res["warnings"])
 

@@ -138,3 +138,90 @@ def test_paired_bootstrap():
     assert unmatched == ["x", "y"]
     assert ci.n == 3 and ci.mean == pytest.approx(2 / 3)
     assert ci.low >= 0.0 and ci.high <= 1.0
+
+
+def _one(targets, *texts):
+    """item_text_metrics over one reading whose boxes are the given texts, one line each."""
+    return item_text_metrics(targets, [Reading.from_boxes("t", [box(t, 0, 40 * i, w=200) for i, t in enumerate(texts)])])
+
+
+def test_exactness_respects_word_boundaries():
+    # a target matches only at word-aligned windows: a letter added at the word's edge is a near miss
+    assert best_window("stop", "stopp") == (pytest.approx(0.8), 0, 5)
+    v, det = _one(["STOP"], "STOPP")
+    assert v[("text_exact", "lenient")] == 0.0 and v[("word_recall", "lenient")] == 0.0
+    assert det["targets"][0]["lenient"]["outcome"] == "near_miss"
+    # inside a longer word: the whole word is the only window, 1 - 5/9
+    assert best_window("sale", "wholesale") == (pytest.approx(4 / 9), 0, 9)
+    v, _ = _one(["SALE"], "WHOLESALE")
+    assert v[("text_exact", "lenient")] == 0.0 and v[("text_exact", "strict")] == 0.0
+    assert v[("text_similarity", "lenient")] == pytest.approx(4 / 9)
+    # a dropped edge letter: 1 - 1/4
+    v, _ = _one(["STOP"], "TOP")
+    assert v[("text_similarity", "lenient")] == pytest.approx(0.75)
+
+
+def test_repeated_target_needs_its_own_rendering():
+    v, det = _one(["SALE", "SALE"], "SALE")
+    assert v[("text_exact", "lenient")] == 0.0 and v[("text_exact", "strict")] == 0.0
+    assert v[("word_recall", "lenient")] == pytest.approx(0.5)
+    assert v[("text_similarity", "lenient")] == pytest.approx(0.5)   # the second finds no unclaimed window: 0
+    v2, _ = _one(["SALE", "SALE"], "SALE", "SALE")
+    assert v2[("text_exact", "lenient")] == 1.0 and v2[("word_recall", "lenient")] == 1.0
+
+
+def test_targets_without_letters_are_not_scored():
+    v, det = _one(["&", "\U0001F355"])              # a blank image
+    assert math.isnan(v[("text_exact", "lenient")]) and math.isnan(v[("word_recall", "lenient")])
+    assert "no letter or digit" in det["missing_reason"] and "'&'" in det["missing_reason"]
+    assert v[("ocr_chars", "lenient")] == 0.0
+    v2, det2 = _one(["&", "OPEN"], "OPEN")          # only OPEN is scored
+    assert v2[("text_exact", "lenient")] == 1.0 and v2[("word_recall", "lenient")] == 1.0
+    assert det2["unscored_targets"] == [{"target": "&", "reason": "no letter or digit"}]
+    assert [t["target"] for t in det2["targets"]] == ["OPEN"]
+
+
+def test_strict_nfc_and_lenient_folding():
+    decomposed, composed = "Cafe\u0301", "Caf\u00e9"
+    assert normalize(decomposed, "strict") == normalize(composed, "strict") == composed
+    v, _ = _one([composed], decomposed)
+    assert v[("text_exact", "strict")] == 1.0
+    assert normalize("\u00c6BLE \u00d8L Stra\u00dfe \u0152uvre \u0141\u00f3d\u017a") == "aeble ol strasse oeuvre lodz"
+    v, _ = _one(["Stra\u00dfe"], "STRASSE")
+    assert v[("text_exact", "lenient")] == 1.0 and v[("text_exact", "strict")] == 0.0
+
+
+def test_short_targets_score_the_same_alone_and_beside_other_text():
+    alone, _ = _one(["BREW"], "BRW")
+    beside, _ = _one(["BREW"], "COFFEE BRW")
+    assert alone[("text_similarity", "lenient")] == beside[("text_similarity", "lenient")] == pytest.approx(0.75)
+    assert best_window("brew", "coffee brw") == (pytest.approx(0.75), 7, 10)
+
+
+def test_ocr_punctuation_spacing():
+    assert normalize("$ 128 . 50", "strict") == normalize("$128.50", "strict") == "$128.50"
+    assert normalize("ELEVATION : 8 , 000 ft", "strict") == "ELEVATION: 8,000 ft"
+    assert normalize("( 24 ) HOURS !", "strict") == "(24) HOURS!"
+    assert normalize("SCORE: 2 - 1", "strict") == "SCORE: 2 - 1"          # a spaced dash is a separator
+    v, _ = _one(["Only $128.50"], "ONLY $128 . 50")
+    assert v[("text_exact", "lenient")] == 1.0
+    v, _ = _one(["Only $128.50"], "Only $ 128 . 50")
+    assert v[("text_exact", "strict")] == 1.0
+    # lenient compares windows without spaces: the dots are gone either way, the words are all there
+    v, _ = _one(["www.greenlane-bikes.com"], "wwwgreenlane-bikes com")
+    assert v[("text_exact", "lenient")] == 1.0 and v[("text_exact", "strict")] == 0.0
+    v, _ = _one(["www.greenlane-bikes.com"], "www . greenlane-bikes . com")
+    assert v[("text_exact", "strict")] == 1.0
+
+
+def test_overlapping_boxes_do_not_read_a_character_twice():
+    # the detector's first box reaches 30 px into the next one ("24", 58 px per character): its "2" is dropped
+    boxes = [box("OPEN2", 49, 149, w=329, h=63), box("24", 348, 147, w=117, h=65), box("HOURS", 78, 274, w=353, h=65)]
+    assert ocr_text(boxes) == "OPEN 24 HOURS"
+    v, _ = item_text_metrics(["OPEN 24 HOURS"], [Reading.from_boxes("t", boxes)])
+    assert v[("text_exact", "lenient")] == 1.0 and v[("text_exact", "strict")] == 1.0
+    # no overlap: nothing is trimmed, a real doubled letter stays
+    apart = [box("OPENN", 0, 0, w=100), box("NOW", 120, 0, w=60)]
+    assert ocr_text(apart) == "OPENN NOW"
+    # an overlap whose characters do not repeat: nothing is trimmed
+    assert ocr_text([box("MAIN", 0, 0, w=100), box("ST", 90, 0, w=40)]) == "MAIN ST"

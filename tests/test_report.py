@@ -68,6 +68,18 @@ def test_text_table_verdicts_ceiling_and_noise(report_dir):
     assert "| reference | usually correct | 100% [100, 100] |" in md
 
 
+def test_published_text_protocols_table(report_dir):
+    t = report_dir.tables["protocols"].set_index("backend")
+    # the reference renders every target legibly: every protocol at its best; noise reads no target word
+    assert t.loc["reference", "OneIG text score"] == "1.00 [1.00, 1.00]"
+    assert t.loc["reference", "LongText-Bench (pooled)"] == "1.00 [1.00, 1.00]"
+    assert t.loc["reference", "MARIO Acc"] == "1.00 [1.00, 1.00]"
+    assert t.loc["flux-tiny", "CVTG-2K word acc"] == "0.00 [0.00, 0.00]"
+    assert t.loc["reference", "engine"] == "rapidocr"
+    md = (report_dir.out_dir / "tables.md").read_text()
+    assert "## Published text protocols" in md and "OneIG text score" in md
+
+
 def test_missing_clip_is_shown_with_reason(report_dir):
     pf = report_dir.tables["prompt_following"].set_index("backend")
     for b in ("flux-tiny", "reference"):

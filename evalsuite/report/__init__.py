@@ -73,6 +73,7 @@ def build_tables(data: ReportData) -> dict[str, Any]:
         "summary": T.summary_table(agg, b, ids),
         "prompt_following": T.prompt_following_table(agg, b, ids["clip"]),
         "text": T.text_table(agg, b, ids["ocr"]),
+        "protocols": T.protocol_table(agg, b, ids["ocr"]),
         "speed": T.speed_table(data.records, b),
         "categories": T.category_table(agg_cat, b, ids),
         "failures": T.failures_table(data.records, data.scores, b),
@@ -86,6 +87,8 @@ MD_SECTIONS = (
      ["backend", "accurate", "n_prompts", "n_items", "model", "note"]),
     ("text", "Text in images (OCR; reference = ceiling)",
      ["backend", "verdict", "text accuracy", "strict", "garbled targets", "ceiling", "n_prompts", "engine", "note"]),
+    ("protocols", "Published text protocols (CVTG-2K, OneIG-Bench, MARIO-Eval, LongText-Bench; our OCR, their "
+                  "normalisation and formulas: docs/scores.md)", None),
     ("speed", "Speed (median over images, warm-up excluded; never compare across hardware)", None),
     ("summary", "Summary per backend (95% bootstrap CIs over prompts)", None),
     ("failures", "Failures and missing metrics", None),

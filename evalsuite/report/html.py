@@ -343,6 +343,7 @@ def write_html(data, tabs: dict[str, Any], paths: dict[str, list[Path]], out: Pa
         ("prompt_following", "Prompt following", ["backend", "accurate", "n_prompts", "n_items", "model", "note"]),
         ("text", "Text in images", ["backend", "verdict", "text accuracy", "strict", "garbled targets", "ceiling",
                                     "n_prompts", "engine", "note"]),
+        ("protocols", "Published text protocols (our OCR, their normalisation and formulas)", None),
         ("speed", "Speed (warm-up excluded; never compare timings across hardware)", None),
         ("summary", "Summary per backend (95% bootstrap CIs over prompts)", None),
         ("failures", "Failures and missing metrics", None),

@@ -27,6 +27,39 @@ HEADLINE = (
 )
 
 
+# published text protocols (metrics/text_protocols.py): (metric, column title), all in [0, 1] but ED
+PROTOCOLS = (
+    ("cvtg_word_acc", "CVTG-2K word acc"), ("cvtg_ned", "CVTG-2K NED"),
+    ("oneig_text_score_set", "OneIG text score"), ("oneig_ed", "OneIG ED"), ("oneig_cr", "OneIG CR"),
+    ("oneig_wac", "OneIG WAC (per image)"),
+    ("mario_precision", "MARIO P"), ("mario_recall", "MARIO R"), ("mario_f", "MARIO F (per image)"),
+    ("mario_acc", "MARIO Acc"),
+    ("longtext_word_acc_pooled", "LongText-Bench (pooled)"), ("longtext_word_acc", "word acc (per-prompt mean)"),
+)
+
+
+def protocol_table(agg, backends: dict | None = None, ocr_id: str | None = None):
+    """Backend -> each published text protocol's figure (mean with 95% CI over prompts; the pooled and
+    set-level ones as their protocols define them), on the primary OCR scorer identity."""
+    import pandas as pd
+
+    cols = ["backend"] + [t for _, t in PROTOCOLS] + ["engine"]
+    if agg is None or agg.empty:
+        return pd.DataFrame(columns=cols)
+    a = agg[agg.scorer_id == ocr_id] if ocr_id else agg
+    a = a[a.metric.isin([m for m, _ in PROTOCOLS])]
+    rows = []
+    for b in _backend_order(a["backend"], backends):
+        row = {"backend": b}
+        for metric, title in PROTOCOLS:
+            r = a[(a.backend == b) & (a.metric == metric)]
+            row[title] = "-" if r.empty else (_missing_text(r.iloc[0]) if r.iloc[0]["n_items"] == 0 else
+                                              fmt_value(r.iloc[0]["mean"], r.iloc[0]["ci_low"], r.iloc[0]["ci_high"], ""))
+        row["engine"] = a.loc[a.backend == b, "model"].iloc[0]
+        rows.append(row)
+    return pd.DataFrame(rows, columns=cols)
+
+
 def _nan(x) -> bool:
     return x is None or (isinstance(x, float) and math.isnan(x))
 

