@@ -264,12 +264,16 @@ def _add_compare_options(p) -> None:
                         "(default 3; 0 turns the gate off)")
     p.add_argument("--min-psnr", type=float, metavar="DB", help="fidelity gate: mean PSNR to the baseline at least DB")
     p.add_argument("--min-ssim", type=float, metavar="X", help="fidelity gate: mean SSIM to the baseline at least X")
+    p.add_argument("--allow-missing", action="append", metavar="METRIC",
+                   help="a gated metric that may be missing without making the verdict inconclusive (repeatable or "
+                        "comma-separated; the verdict names it), e.g. clip_score,prompt_following offline")
     p.add_argument("--out", "-o", metavar="DIR", help="where compare.md/.json, deltas.png and regressed.html go "
                                                    "(default CANDIDATE_RUN/compare-<baseline name>/)")
 
 
 def _compare_kwargs(args) -> dict:
-    kw = dict(metrics=args.metrics, margins=args.margin, min_psnr=args.min_psnr, min_ssim=args.min_ssim)
+    kw = dict(metrics=args.metrics, margins=args.margin, min_psnr=args.min_psnr, min_ssim=args.min_ssim,
+              allow_missing=args.allow_missing)
     if args.ceiling_margin_db is not None:
         kw["ceiling_margin_db"] = args.ceiling_margin_db
     return kw
