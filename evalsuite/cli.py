@@ -120,7 +120,7 @@ def _add_score(sub) -> None:
     p = sub.add_parser(
         "score", help="(re)score a run folder, doing only work not already done",
         description="Score every finished item of a run folder (CLIP alignment, prompt following, OCR text "
-                    "accuracy) and print a per-backend table with 95% bootstrap CIs. Scores are cached by "
+                    "accuracy) and print a per-backend table with 95% CIs over prompts. Scores are cached by "
                     "scorer identity, image and prompt: a rescore with the same scorers computes nothing.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -283,7 +283,7 @@ def _add_compare(sub) -> None:
     p = sub.add_parser(
         "compare", help="paired regression check of a candidate run against a baseline run (exit 0/1/3)",
         description="Pair the items of two run folders by (prompt, seed), check hard gates (failed or blank "
-                    "candidate images), then per metric the paired delta with a bootstrap CI over prompts and a "
+                    "candidate images), then per metric the paired delta with a CI over prompts and a "
                     "non-inferiority decision; fidelity (PSNR, SSIM) beside the seed ceiling; memory and speed. "
                     "Exit codes: 0 pass, 1 any fail, 3 inconclusive and none fail, 2 usage error. See docs/compare.md.",
     )

@@ -13,7 +13,7 @@ Steps, all pure functions over the two runs' records, images and score tables (`
 3. Hard gates first: a candidate item that failed / was filtered, or whose image is blank
    (`metrics.fidelity.image_gate`), fails the comparison whatever its metrics say.
 4. Per metric: delta = candidate - baseline per prompt (the paired seeds averaged), the mean delta with
-   a paired bootstrap CI over prompts (90% two-sided for the decision, 95% reported); text_exact also
+   a paired CI over prompts (metrics.stats; 90% two-sided for the decision, 95% reported); text_exact also
    gets McNemar's discordant counts. Decision with margin m: pass when CI90 low > -m, fail when
    CI90 high < -m, else inconclusive with n ~ 6.2 sd(delta)^2 / m^2 prompts to decide it.
 5. Fidelity to the baseline per pair: PSNR (identical images: +inf, averaged as the image's maximum
@@ -464,6 +464,11 @@ def _compare_pair(brf, crf, bl, cl, brecs, crecs, bprompts, cprompts, bdf, cdf, 
         entry: dict[str, Any] = {"metric": m, "variant": variant, "unit": unit, "margin": margin,
                                  "gated": margin is not None, "scorer_id": sid, "n_applicable": len(applies),
                                  "allowed_missing": m in allowed}
+        if not mset:
+            entry.update(decision="missing", missing_reason="no paired items (every candidate item failed a hard gate "
+                                                            "or has no counterpart)")
+            mres[m] = entry
+            continue
         if not applies:
             entry.update(decision="not applicable", missing_reason=f"no paired item's prompt has {_NEEDS[m]}")
             mres[m] = entry

@@ -1,11 +1,17 @@
-"""Confidence intervals over prompts (spec: metrics.md, "Units of analysis" and "Paired comparison").
+"""Confidence intervals over prompts (units of analysis: a prompt's seeds are averaged first, then prompts).
 
-Seeds are nested in prompts: a prompt's seeds are averaged first, then the mean over prompts is
-taken; the percentile bootstrap resamples prompts (all seeds of a prompt move together),
-2,000 resamples by default, with a fixed RNG seed that is returned with the interval.
+What evalsuite reports (chosen by simulation, bench/ci_coverage.py; reasons in docs/scores.md):
 
-    bootstrap_ci(values_per_prompt)           -> CI of the mean over prompts
-    paired_bootstrap_ci(baseline, candidate)  -> CI of the mean per-prompt delta (candidate - baseline)
+    rate_ci(values_per_prompt)        rates and 0-1 scores: continuity-corrected Wilson-t with an effective n
+    mean_ci(values_per_prompt)        unbounded means: Student-t on the prompt means
+    paired_rate_delta_ci(deltas)      compare's per-prompt rate deltas: Student-t with two pseudo-prompts
+    min_prompts_for_margin(margin)    the fewest paired prompts at which a tie can pass a rate margin
+    MIN_PROMPTS, MIN_PAIRED_PROMPTS   labels need 10 prompts; a gated metric at least 5 paired prompts
+
+Kept for callers (no reported number uses them; they collapse at small n):
+
+    bootstrap_ci(values_per_prompt)           -> percentile bootstrap CI of the mean over prompts
+    paired_bootstrap_ci(baseline, candidate)  -> the same for the mean per-prompt delta
 """
 
 from __future__ import annotations

@@ -176,9 +176,10 @@ def _write_charts(tabs, data: ReportData, out: Path) -> dict[str, list[Path]]:
     for metric, variant in DIST_METRICS:
         if ((s.metric == metric) & (s.variant == variant) & s.value.notna()).any():
             key = f"dist_{metric}"
+            rows = agg[(agg.metric == metric) & (agg.variant == variant)]
             paths["chart:" + key] = C.distribution(s, metric, variant, TITLES[(metric, variant)], cdir,
-                                                   colours=colours, order=order, noise=noise,
-                                                   stem=key)
+                                                   colours=colours, order=order, noise=noise, stem=key,
+                                                   planned=dict(zip(rows.backend, rows.n_planned.astype(int))))
     return paths
 
 

@@ -197,8 +197,9 @@ def speed_quality_scatter(speed, agg, out_dir: Path, *, colours: dict[str, str],
 
 def distribution(scores, metric: str, variant: str, title: str, out_dir: Path, *, colours: dict[str, str],
                  scorer_id: str | None = None, order: Sequence[str] | None = None, noise: Sequence[str] = (),
-                 stem: str | None = None) -> list[Path]:
-    """Per-item values per backend: box plot with every item drawn as a jittered point."""
+                 stem: str | None = None, planned: dict[str, int] | None = None) -> list[Path]:
+    """Per-item values per backend: box plot with every item drawn as a jittered point; `planned` (backend ->
+    items planned where the metric applies) labels each box "scored/planned items"."""
     plt = _plt()
     s = scores[(scores.metric == metric) & (scores.variant == variant) & scores["value"].notna()]
     if scorer_id:
@@ -213,7 +214,8 @@ def distribution(scores, metric: str, variant: str, title: str, out_dir: Path, *
         for i, (b, v) in enumerate(zip(backends, data)):
             ax.scatter(i + rng.uniform(-0.15, 0.15, len(v)), v, s=14, alpha=0.7, color=colours.get(b, OKABE_ITO[0]),
                        edgecolors="none")
-        ax.set_xticks(range(len(backends)), [_label(b, noise) + f"\nn={len(v)}" for b, v in zip(backends, data)],
+        ax.set_xticks(range(len(backends)), [_label(b, noise) + (f"\n{len(v)}/{planned[b]} items" if planned and b in planned
+                                                                 else f"\nn={len(v)}") for b, v in zip(backends, data)],
                       fontsize=9)
     else:
         ax.text(0.5, 0.5, "no values", transform=ax.transAxes, ha="center", va="center")

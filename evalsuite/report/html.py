@@ -350,11 +350,12 @@ def write_html(data, tabs: dict[str, Any], paths: dict[str, list[Path]], out: Pa
                 '<a href="#gallery">gallery</a><a href="#worst">worst items</a></nav>')
     body.append('<h2 id="tables">Tables</h2>')
     for name, heading, cols in (
-        ("prompt_following", "Prompt following", ["backend", "accurate", "n_prompts", "n_items", "model", "note"]),
+        ("prompt_following", "Prompt following", ["backend", "accurate", "n_prompts", "scored/planned", "model",
+                                                         "note"]),
         ("text", "Text in images", ["backend", "verdict", "text accuracy", "strict", "garbled targets", "ceiling",
-                                    "n_prompts", "engine", "note"]),
+                                    "n_prompts", "scored/planned", "engine", "note"]),
         ("speed", "Speed (warm-up excluded; never compare timings across hardware)", None),
-        ("summary", "Summary per backend (95% bootstrap CIs over prompts)", None),
+        ("summary", "Summary per backend (95% CIs over prompts; items scored/planned)", None),
         ("failures", "Failures and missing metrics", None),
     ):
         df = tabs[name]
@@ -363,10 +364,11 @@ def write_html(data, tabs: dict[str, Any], paths: dict[str, list[Path]], out: Pa
     for metric, variant, t in T.HEADLINE:
         pv = T.category_pivot(cat, metric, variant)
         if pv is not None:
+            pv.attrs["footnotes"] = cat.attrs.get("footnotes", [])
             body.append(f"<h3>{esc(t)} by category</h3>" + table_html(pv, None, noise))
     body.append('<details><summary>every metric per backend</summary>'
                 + table_html(tabs["metrics"], ["backend", "scorer", "model", "metric", "variant", "value", "n_prompts",
-                                               "n_items", "n_missing", "note"], noise) + "</details>")
+                                               "n_items", "n_missing", "coverage", "note"], noise) + "</details>")
     body.append('<h2 id="charts">Charts</h2><div class="charts">' + "".join(charts) + "</div>")
     opts = "".join(f'<option value="{esc(c)}">{esc(c)}</option>' for c in cats)
     body.append(f'<h2 id="gallery">Gallery</h2><div class="filter">category: <select id="cat-filter">'

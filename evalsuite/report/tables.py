@@ -151,7 +151,9 @@ class Footnotes:
         self.notes: list[str] = []
 
     def mark(self, reason: str) -> str:
-        text = f"missing: {short_reason(reason)}" if reason else "missing: nothing was computed"
+        # one note per reason (the counts differ per backend; scored/planned beside the cell gives them)
+        text = f"missing: {re.sub(r' [(][0-9]+[)]$', '', short_reason(reason))}" if reason else \
+            "missing: nothing was computed"
         if text not in self.notes:
             self.notes.append(text)
         return f"- [{self.notes.index(text) + 1}]"
