@@ -829,8 +829,11 @@ def format_verdict(result: Mapping[str, Any], md: bool = False) -> str:
         L.append(f"compare: baseline {result['baseline']['run']} -> candidate {result['candidate']['run']}")
     for pr in result["pairs"]:
         seeds = sorted({s for s in result["baseline"]["seeds"]})
+        unscored = {m: e["n_items_missing"] for m, e in pr["metrics"].items() if e.get("n_items_missing")}
         L.append(h(f"{pr['baseline_backend']} ({pr['baseline_spec']}) -> {pr['candidate_backend']} ({pr['candidate_spec']}): "
-                   f"{pr['n_pairs']} pairs over {pr['n_prompts']} prompts, seeds {','.join(map(str, seeds))}"))
+                   f"{pr['n_pairs']} pairs over {pr['n_prompts']} prompts, seeds {','.join(map(str, seeds))}"
+                   + ("; unscored paired items: " + ", ".join(f"{m} {n}" for m, n in unscored.items()) if unscored
+                      else "")))
         if pr["labelled_noise"]:
             L.append("random-weight miniature model: its images are noise; these numbers test the plumbing, not quality")
         hg = pr["hard_gates"]

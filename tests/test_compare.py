@@ -327,6 +327,7 @@ def test_unscored_candidate_items_make_the_gate_inconclusive(ref_text, tmp_path)
     line = next(ln for ln in out.splitlines() if ln.startswith("text_exact (pp)"))
     assert line.split()[2] == "16/24"
     assert "text_exact (16 pairs over 16 prompts, 8 unscored)" in out
+    assert "24 pairs over 24 prompts, seeds 0; unscored paired items: text_exact 8," in out
 
 
 def test_one_prompt_gate_is_inconclusive(tmp_path):
