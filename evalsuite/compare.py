@@ -216,7 +216,15 @@ def _summary(per_prompt: Mapping[str, float], bound: float | None = None, decisi
             out["too_few"] = f"too few paired prompts (n={len(vals)}; at least {MIN_PAIRED_PROMPTS} are needed)"
         if out["decision"] == "inconclusive":
             out["prompts_needed"] = prompts_needed(out["sd"], out["mean"] - bound if decision_name else -bound)
+            if out.get("too_few"):
+                out["prompts_needed"] = max(out["prompts_needed"] or 0, MIN_PAIRED_PROMPTS)
     return out
+
+
+def _gist(reason: str) -> str:
+    """A missing reason's first part for the verdict line (the table and compare.json keep it whole)."""
+    cut = reason.find("): ")
+    return reason[: cut + 1] if cut > 0 else reason
 
 
 # ---------------------------------------------------------------- reading the runs
@@ -725,7 +733,7 @@ def gated_decisions(result: Mapping[str, Any]) -> list[tuple[str, str, str]]:
                 continue
             if e["decision"] == "missing":
                 if not e.get("allowed_missing"):
-                    out.append((where, f"{m} (missing: {e['missing_reason']})", "inconclusive"))
+                    out.append((where, f"{m} (missing: {_gist(e['missing_reason'])})", "inconclusive"))
             elif e["decision"] == "inconclusive" and e.get("inconclusive_reason"):
                 out.append((where, f"{m} ({e['inconclusive_reason']})", "inconclusive"))
             elif e["decision"] in DECISIONS:
@@ -749,13 +757,13 @@ def rests_on(result: Mapping[str, Any]) -> dict[str, list[str]]:
             if e["decision"] == "not applicable":
                 na.append(f"{pre}{m}")
             elif e["decision"] == "missing":
-                (allowed if e.get("allowed_missing") else missing).append(f"{pre}{m} ({e['missing_reason']})")
+                (allowed if e.get("allowed_missing") else missing).append(f"{pre}{m} ({_gist(e['missing_reason'])})")
             else:
                 gated.append(f"{pre}{m} ({e.get('n_items', 0)} pairs over {e.get('n_prompts', 0)} prompts"
                              + (f", {e['n_items_missing']} unscored" if e.get("n_items_missing") else "") + ")")
         for g, e in pr["fidelity"]["gates"].items():
             if e["decision"] == "missing":
-                missing.append(f"{pre}{g} ({e['missing_reason']})")
+                missing.append(f"{pre}{g} ({_gist(e['missing_reason'])})")
             else:
                 gated.append(f"{pre}{g} ({e.get('n_prompts', 0)} prompts)")
     return {"gated": gated, "missing": missing, "allowed_missing": allowed, "not_applicable": na}
@@ -961,6 +969,7 @@ def chart_png(result: Mapping[str, Any]) -> bytes | None:
             if e.get("margin") and e["decision"] in DECISIONS and all(math.isfinite(x) for x in e["ci95"]):
                 k = e["margin"]
                 lbl = m if len(result["pairs"]) == 1 else f"{pr['candidate_backend']}: {m}"
+                lbl += f"\n{e['n_items']}/{e['n_applicable']} pairs, n={e['n_prompts']}"     # what it rests on
                 rows.append((lbl, e["delta"] / k, [x / k for x in e["ci90"]], [x / k for x in e["ci95"]], e["decision"]))
     if not rows:
         return None
