@@ -25,7 +25,7 @@ def load_scores(*args, **kwargs):
 
 
 def aggregate(*args, **kwargs):
-    """Means/rates with 95% bootstrap CIs per backend (or by=...). See evalsuite.scoring.aggregate."""
+    """Means/rates with 95% CIs over prompts per backend (or by=...). See evalsuite.scoring.aggregate."""
     from .scoring import aggregate as _aggregate
 
     return _aggregate(*args, **kwargs)

@@ -120,7 +120,7 @@ def _add_score(sub) -> None:
     p = sub.add_parser(
         "score", help="(re)score a run folder, doing only work not already done",
         description="Score every finished item of a run folder (CLIP alignment, prompt following, OCR text "
-                    "accuracy) and print a per-backend table with 95% bootstrap CIs. Scores are cached by "
+                    "accuracy) and print a per-backend table with 95% CIs over prompts. Scores are cached by "
                     "scorer identity, image and prompt: a rescore with the same scorers computes nothing.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -272,12 +272,16 @@ def _add_compare_options(p) -> None:
                         "(default 3; 0 turns the gate off)")
     p.add_argument("--min-psnr", type=float, metavar="DB", help="fidelity gate: mean PSNR to the baseline at least DB")
     p.add_argument("--min-ssim", type=float, metavar="X", help="fidelity gate: mean SSIM to the baseline at least X")
+    p.add_argument("--allow-missing", action="append", metavar="METRIC",
+                   help="a gated metric that may be missing without making the verdict inconclusive (repeatable or "
+                        "comma-separated; the verdict names it), e.g. clip_score,prompt_following offline")
     p.add_argument("--out", "-o", metavar="DIR", help="where compare.md/.json, deltas.png and regressed.html go "
                                                    "(default CANDIDATE_RUN/compare-<baseline name>/)")
 
 
 def _compare_kwargs(args) -> dict:
-    kw = dict(metrics=args.metrics, margins=args.margin, min_psnr=args.min_psnr, min_ssim=args.min_ssim)
+    kw = dict(metrics=args.metrics, margins=args.margin, min_psnr=args.min_psnr, min_ssim=args.min_ssim,
+              allow_missing=args.allow_missing)
     if args.ceiling_margin_db is not None:
         kw["ceiling_margin_db"] = args.ceiling_margin_db
     return kw
@@ -287,7 +291,7 @@ def _add_compare(sub) -> None:
     p = sub.add_parser(
         "compare", help="paired regression check of a candidate run against a baseline run (exit 0/1/3)",
         description="Pair the items of two run folders by (prompt, seed), check hard gates (failed or blank "
-                    "candidate images), then per metric the paired delta with a bootstrap CI over prompts and a "
+                    "candidate images), then per metric the paired delta with a CI over prompts and a "
                     "non-inferiority decision; fidelity (PSNR, SSIM) beside the seed ceiling; memory and speed. "
                     "Exit codes: 0 pass, 1 any fail, 3 inconclusive and none fail, 2 usage error. See docs/compare.md.",
     )

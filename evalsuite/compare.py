@@ -13,7 +13,7 @@ Steps, all pure functions over the two runs' records, images and score tables (`
 3. Hard gates first: a candidate item that failed / was filtered, or whose image is blank
    (`metrics.fidelity.image_gate`), fails the comparison whatever its metrics say.
 4. Per metric: delta = candidate - baseline per prompt (the paired seeds averaged), the mean delta with
-   a paired bootstrap CI over prompts (90% two-sided for the decision, 95% reported); text_exact also
+   a paired CI over prompts (metrics.stats; 90% two-sided for the decision, 95% reported); text_exact also
    gets McNemar's discordant counts. Decision with margin m: pass when CI90 low > -m, fail when
    CI90 high < -m, else inconclusive with n ~ 6.2 sd(delta)^2 / m^2 prompts to decide it.
 5. Fidelity to the baseline per pair: PSNR (identical images: +inf, averaged as the image's maximum
@@ -116,6 +116,20 @@ def parse_margins(values: str | Iterable[str] | Mapping[str, float] | None) -> d
     return out
 
 
+def parse_allow_missing(values: str | Iterable[str] | None, metric_list: Sequence[str] | None = None) -> list[str]:
+    """--allow-missing clip_score,prompt_following -> metrics whose absence does not make the verdict
+    inconclusive (the verdict names them)."""
+    out = []
+    for m in _split(values):
+        if m not in METRICS:
+            raise EvalsuiteError(f"--allow-missing: unknown metric '{m}'; choose from {', '.join(METRICS)}")
+        if metric_list is not None and m not in metric_list:
+            raise EvalsuiteError(f"--allow-missing {m}: '{m}' is not among --metrics ({', '.join(metric_list)})")
+        if m not in out:
+            out.append(m)
+    return out
+
+
 def parse_pairs(values: str | Iterable[str] | Mapping[str, str] | None) -> dict[str, str]:
     """--pair BASE_LABEL=CAND_LABEL (repeatable) -> {baseline label: candidate label}."""
     if isinstance(values, Mapping):
@@ -175,25 +189,54 @@ def mcnemar(pairs: Sequence[tuple[float, float]]) -> dict[str, Any]:
             "neither": sum(1 for b, c in pairs if b < 0.5 and c < 0.5), "p_value": p}
 
 
-def _ci(values: Sequence[float], confidence: float):
-    from .metrics.stats import bootstrap_ci
+def _ci(values: Sequence[float], confidence: float, rate_scale: float | None = None):
+    """Student-t on the per-prompt values; rate_scale (100 for percentage points, 1 for a 0-1 scale): the values
+    are deltas of a rate and get the paired rate interval (stats.paired_rate_delta_ci) on values / rate_scale."""
+    from .metrics.stats import CI, mean_ci, paired_rate_delta_ci
 
-    return bootstrap_ci([[v] for v in values], confidence=confidence)
+    if rate_scale is None:
+        return mean_ci([[v] for v in values], confidence=confidence)
+    c = paired_rate_delta_ci([v / rate_scale for v in values], confidence=confidence)
+    return CI(c.mean * rate_scale, c.low * rate_scale, c.high * rate_scale, c.n, confidence, 0, 0)
 
 
-def _summary(per_prompt: Mapping[str, float], bound: float | None = None, decision_name: str | None = None
-             ) -> dict[str, Any]:
-    """Mean over prompts with 90% and 95% bootstrap CIs (and a decision against `bound`)."""
+def min_paired_prompts(margin: float | None, rate_scale: float | None) -> int:
+    """The fewest paired prompts a gated metric is decided on (stats.MIN_PAIRED_PROMPTS), and for a rate the
+    fewest at which a perfect tie could pass its margin (stats.min_prompts_for_margin)."""
+    from .metrics.stats import MIN_PAIRED_PROMPTS, min_prompts_for_margin
+
+    if margin is None or rate_scale is None:
+        return MIN_PAIRED_PROMPTS
+    return min_prompts_for_margin(margin / rate_scale, confidence=DECISION_CONFIDENCE)
+
+
+def _summary(per_prompt: Mapping[str, float], bound: float | None = None, decision_name: str | None = None,
+             rate_scale: float | None = None) -> dict[str, Any]:
+    """Mean over prompts with 90% and 95% CIs (and a decision against `bound`). Below stats.MIN_PAIRED_PROMPTS
+    prompts the decision is inconclusive whatever the interval says (`too_few`)."""
+    from .metrics.stats import MIN_PAIRED_PROMPTS
+
     vals = [v for v in per_prompt.values() if math.isfinite(v)]
-    c90, c95 = _ci(vals, DECISION_CONFIDENCE), _ci(vals, REPORT_CONFIDENCE)
+    c90, c95 = _ci(vals, DECISION_CONFIDENCE, rate_scale), _ci(vals, REPORT_CONFIDENCE, rate_scale)
     out: dict[str, Any] = {"n_prompts": len(vals), "mean": c90.mean, "ci90": [c90.low, c90.high],
                            "ci95": [c95.low, c95.high], "sd": float(np.std(vals, ddof=1)) if len(vals) > 1 else math.nan,
-                           "n_resamples": c90.n_resamples, "rng_seed": c90.rng_seed}
+                           "ci_method": "paired-rate-t" if rate_scale is not None else "student-t"}
     if bound is not None and vals:
         out["decision"] = decide(c90.low, c90.high, bound)
+        if len(vals) < MIN_PAIRED_PROMPTS:
+            out["decision"] = "inconclusive"
+            out["too_few"] = f"too few paired prompts (n={len(vals)}; at least {MIN_PAIRED_PROMPTS} are needed)"
         if out["decision"] == "inconclusive":
             out["prompts_needed"] = prompts_needed(out["sd"], out["mean"] - bound if decision_name else -bound)
+            if out.get("too_few"):
+                out["prompts_needed"] = max(out["prompts_needed"] or 0, MIN_PAIRED_PROMPTS)
     return out
+
+
+def _gist(reason: str) -> str:
+    """A missing reason's first part for the verdict line (the table and compare.json keep it whole)."""
+    cut = reason.find("): ")
+    return reason[: cut + 1] if cut > 0 else reason
 
 
 # ---------------------------------------------------------------- reading the runs
@@ -307,6 +350,19 @@ def _pick_scorer(bdf, cdf, bl: str, cl: str, metric: str, variant: str) -> tuple
     return None, "; ".join(sorted(reasons)) or "no values"
 
 
+_NEEDS = {"clip_score": "a prompt", "prompt_following": "hard negatives", "text_exact": "target text",
+          "text_similarity": "target text", "word_recall": "target text"}
+
+
+def _applies(metric: str, prompt) -> bool:
+    """Whether a metric is defined for a prompt (prompt following needs negatives, text metrics target text)."""
+    if prompt is None or metric == "clip_score":
+        return True
+    if metric == "prompt_following":
+        return bool(prompt.negatives)
+    return bool(prompt.target_text)
+
+
 # ---------------------------------------------------------------- the comparison
 
 def compare(baseline_run: str | Path, candidate_run: str | Path, *, metrics: str | Iterable[str] | None = None,
@@ -314,7 +370,7 @@ def compare(baseline_run: str | Path, candidate_run: str | Path, *, metrics: str
             pairs: str | Iterable[str] | Mapping[str, str] | None = None,
             ceiling_margin_db: float | None = DEFAULT_CEILING_MARGIN_DB, min_psnr: float | None = None,
             min_ssim: float | None = None, clip_model: str | None = None, fidelity_clip: bool = True,
-            progress: bool = False) -> dict[str, Any]:
+            progress: bool = False, allow_missing: str | Iterable[str] | None = None) -> dict[str, Any]:
     """Compare a candidate run against a baseline run; returns a JSON-serialisable result (see module doc)."""
     from .metrics.fidelity import image_gate, psnr_db, ssim
     from .scoring import load_scores
@@ -324,6 +380,7 @@ def compare(baseline_run: str | Path, candidate_run: str | Path, *, metrics: str
     for k in margin_map:
         if k not in metric_list:
             raise EvalsuiteError(f"--margin {k}=...: '{k}' is not among --metrics ({', '.join(metric_list)})")
+    allowed = parse_allow_missing(allow_missing, metric_list)
     pair_map = parse_pairs(pairs)
     ceiling_margin_db = _check_threshold("ceiling-margin-db", ceiling_margin_db, 0.0)
     min_psnr = _check_threshold("min-psnr", min_psnr, 0.0)
@@ -349,21 +406,21 @@ def compare(baseline_run: str | Path, candidate_run: str | Path, *, metrics: str
     result: dict[str, Any] = {
         "version": COMPARE_VERSION, "baseline": {"run": str(brf.path), "prompt_set": bps, "seeds": binfo.seeds},
         "candidate": {"run": str(crf.path), "prompt_set": cps, "seeds": cinfo.seeds},
-        "pairs": [], "warnings": warnings, "decision_confidence": DECISION_CONFIDENCE,
+        "pairs": [], "warnings": warnings, "decision_confidence": DECISION_CONFIDENCE, "allow_missing": allowed,
     }
     clip_state: dict[str, Any] = {}
     for bl, cl in pair_map.items():
         result["pairs"].append(_compare_pair(
             brf, crf, bl, cl, brecs, crecs, bprompts, cprompts, bdf, cdf, metric_list, margin_map,
             ceiling_margin_db, min_psnr, min_ssim, clip_model, fidelity_clip, clip_state, progress,
-            image_gate, psnr_db, ssim))
+            image_gate, psnr_db, ssim, allowed))
     result["verdict"] = overall_verdict(result)
     return result
 
 
 def _compare_pair(brf, crf, bl, cl, brecs, crecs, bprompts, cprompts, bdf, cdf, metric_list, margin_map,
                   ceiling_margin_db, min_psnr, min_ssim, clip_model, fidelity_clip, clip_state, progress,
-                  image_gate, psnr_db, ssim) -> dict[str, Any]:
+                  image_gate, psnr_db, ssim, allowed=()) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     bkeys = {(p, s) for (b, p, s) in brecs if b == bl}
@@ -421,18 +478,29 @@ def _compare_pair(brf, crf, bl, cl, brecs, crecs, bprompts, cprompts, bdf, cdf, 
     for m in metric_list:
         variant, default_margin, unit, scale = METRICS[m]
         margin = margin_map.get(m, default_margin)
+        rate_scale = scale if unit == "pp" or m == "text_similarity" else None
+        applies = [k for k in sorted(mset, key=str) if _applies(m, bprompts.get(k[0]) or cprompts.get(k[0]))]
         sid, why = _pick_scorer(bdf, cdf, bl, cl, m, variant)
         entry: dict[str, Any] = {"metric": m, "variant": variant, "unit": unit, "margin": margin,
-                                 "gated": margin is not None, "scorer_id": sid}
+                                 "gated": margin is not None, "scorer_id": sid, "n_applicable": len(applies),
+                                 "allowed_missing": m in allowed}
+        if not mset:
+            entry.update(decision="missing", missing_reason="no paired items (every candidate item failed a hard gate "
+                                                            "or has no counterpart)")
+            mres[m] = entry
+            continue
+        if not applies:
+            entry.update(decision="not applicable", missing_reason=f"no paired item's prompt has {_NEEDS[m]}")
+            mres[m] = entry
+            continue
         if sid is None:
-            # scored on one side only: the comparison is incomplete (inconclusive when gated), not "not measured"
-            entry.update(decision="missing", missing_reason=why, one_sided=why.startswith("not scored in the ")
-                         or why.startswith("the two runs were scored"))
+            # a gated metric that was not measured makes the verdict inconclusive (unless --allow-missing names it)
+            entry.update(decision="missing", missing_reason=why)
             mres[m] = entry
             continue
         bv = _scores_by_item(bdf, bl, m, variant, sid)
         cv = _scores_by_item(cdf, cl, m, variant, sid)
-        both = [k for k in sorted(mset, key=str) if k in bv and k in cv]
+        both = [k for k in applies if k in bv and k in cv]
         per_b: dict[str, list[float]] = {}
         per_c: dict[str, list[float]] = {}
         for p, s in both:
@@ -440,22 +508,34 @@ def _compare_pair(brf, crf, bl, cl, brecs, crecs, bprompts, cprompts, bdf, cdf, 
             per_c.setdefault(p, []).append(cv[(p, s)] * scale)
         deltas = {p: float(np.mean(per_c[p]) - np.mean(per_b[p])) for p in per_b}
         entry["n_items"] = len(both)
-        entry["n_items_missing"] = len([k for k in mset if (k in bv) != (k in cv) or (k not in bv and k not in cv)])
+        entry["n_unscored_baseline"] = len([k for k in applies if k not in bv])
+        entry["n_unscored_candidate"] = len([k for k in applies if k not in cv])
+        entry["n_items_missing"] = len(applies) - len(both)
         if not deltas:
-            entry.update(decision="missing", missing_reason="no paired item has a value in both runs "
-                                                            "(metric does not apply to these prompts)")
+            entry.update(decision="missing", missing_reason=f"none of the {len(applies)} paired items has a value in "
+                                                            "both runs")
             mres[m] = entry
             continue
         entry["baseline_mean"] = float(np.mean([np.mean(v) for v in per_b.values()]))
         entry["candidate_mean"] = float(np.mean([np.mean(v) for v in per_c.values()]))
-        summ = _summary(deltas, -margin if margin is not None else None)
+        summ = _summary(deltas, -margin if margin is not None else None, rate_scale=rate_scale)
         entry.update({"delta": summ["mean"], "ci90": summ["ci90"], "ci95": summ["ci95"], "sd": summ["sd"],
-                      "n_prompts": summ["n_prompts"], "n_resamples": summ["n_resamples"], "rng_seed": summ["rng_seed"],
-                      "per_prompt_delta": deltas})
+                      "n_prompts": summ["n_prompts"], "ci_method": summ["ci_method"], "per_prompt_delta": deltas})
         if margin is not None:
+            entry["min_prompts"] = min_paired_prompts(margin, rate_scale)
             entry["decision"] = summ["decision"]
-            if summ["decision"] == "inconclusive":
-                entry["prompts_needed"] = prompts_needed(summ["sd"], margin)
+            if summ.get("too_few"):
+                entry["inconclusive_reason"] = summ["too_few"]
+            elif summ["decision"] == "inconclusive" and summ["n_prompts"] < entry["min_prompts"]:
+                entry["inconclusive_reason"] = (f"too few paired prompts for a margin of {margin:g} {unit}: n="
+                                                f"{summ['n_prompts']}, it needs >= {entry['min_prompts']} to pass")
+            if entry["n_items_missing"] and summ["decision"] != "fail":
+                entry["decision"] = "inconclusive"
+                entry["inconclusive_reason"] = (
+                    f"{entry['n_items_missing']} of {len(applies)} paired items unscored (baseline "
+                    f"{entry['n_unscored_baseline']}, candidate {entry['n_unscored_candidate']})")
+            if entry["decision"] == "inconclusive":
+                entry["prompts_needed"] = max(prompts_needed(summ["sd"], margin) or 0, entry["min_prompts"])
         else:
             entry["decision"] = "reported"
         if m == "text_exact":
@@ -532,7 +612,8 @@ def _compare_pair(brf, crf, bl, cl, brecs, crecs, bprompts, cprompts, bdf, cdf, 
         if excess:
             s = _summary(excess, ceiling_margin_db, "threshold")
             g.update(value=s["mean"], ci90=s["ci90"], ci95=s["ci95"], n_prompts=s["n_prompts"],
-                     decision=s["decision"], **({"prompts_needed": s["prompts_needed"]} if "prompts_needed" in s else {}))
+                     decision=s["decision"], **({"prompts_needed": s["prompts_needed"]} if "prompts_needed" in s else {}),
+                     **({"inconclusive_reason": s["too_few"]} if "too_few" in s else {}))
         else:
             g.update(decision="missing", missing_reason=fres["ceiling"].get("missing_reason") or "no paired images")
         gates["psnr_over_ceiling"] = g
@@ -543,7 +624,8 @@ def _compare_pair(brf, crf, bl, cl, brecs, crecs, bprompts, cprompts, bdf, cdf, 
         if pp:
             s = _summary(pp, thr, "threshold")
             g.update(value=s["mean"], ci90=s["ci90"], ci95=s["ci95"], n_prompts=s["n_prompts"], decision=s["decision"],
-                     **({"prompts_needed": s["prompts_needed"]} if "prompts_needed" in s else {}))
+                     **({"prompts_needed": s["prompts_needed"]} if "prompts_needed" in s else {}),
+                     **({"inconclusive_reason": s["too_few"]} if "too_few" in s else {}))
         else:
             g.update(decision="missing", missing_reason="no paired images")
         gates[name] = g
@@ -648,27 +730,62 @@ def _most_regressed(pair, images, matched, gate_fail, brecs, crecs, bl, cl, top:
 
 
 def gated_decisions(result: Mapping[str, Any]) -> list[tuple[str, str, str]]:
-    """(backend pair, what, decision) for every gate that counts in the overall verdict."""
+    """(backend pair, what, decision) for every gate that counts in the overall verdict. A gated metric that
+    was not measured, rests on unscored items or on too few prompts is inconclusive (with the reason in
+    `what`), unless --allow-missing names a metric that is missing."""
     out = []
     for pr in result["pairs"]:
         where = f"{pr['baseline_backend']} -> {pr['candidate_backend']}"
         out.append((where, "hard gates", pr["hard_gates"]["decision"]))
+        ng = [u for u in pr["unmatched"] if u["side"] == "candidate" and "not generated" in u["reason"]]
+        if ng:
+            out.append((where, f"{len(ng)} candidate item(s) not generated yet", "inconclusive"))
         for m, e in pr["metrics"].items():
-            if e.get("gated") and e["decision"] in DECISIONS:
+            if not e.get("gated") or e["decision"] == "not applicable":
+                continue
+            if e["decision"] == "missing":
+                if not e.get("allowed_missing"):
+                    out.append((where, f"{m} (missing: {_gist(e['missing_reason'])})", "inconclusive"))
+            elif e["decision"] == "inconclusive" and e.get("inconclusive_reason"):
+                out.append((where, f"{m} ({e['inconclusive_reason']})", "inconclusive"))
+            elif e["decision"] in DECISIONS:
                 out.append((where, m, e["decision"]))
-            elif e.get("gated") and e.get("one_sided"):
-                out.append((where, f"{m} ({e['missing_reason']})", "inconclusive"))
         for g, e in pr["fidelity"]["gates"].items():
             if e["decision"] in DECISIONS:
-                out.append((where, g, e["decision"]))
+                what = f"{g} ({e['inconclusive_reason']})" if e.get("inconclusive_reason") else g
+                out.append((where, what, e["decision"]))
     return out
+
+
+def rests_on(result: Mapping[str, Any]) -> dict[str, list[str]]:
+    """What the verdict rests on: the gated metrics measured with their pairs and prompts, the gated metrics
+    missing (with the reason), those allowed missing, and the reported-only metrics."""
+    gated, missing, allowed, na = [], [], [], []
+    for pr in result["pairs"]:
+        pre = f"{pr['candidate_backend']}: " if len(result["pairs"]) > 1 else ""
+        for m, e in pr["metrics"].items():
+            if not e.get("gated"):
+                continue
+            if e["decision"] == "not applicable":
+                na.append(f"{pre}{m}")
+            elif e["decision"] == "missing":
+                (allowed if e.get("allowed_missing") else missing).append(f"{pre}{m} ({_gist(e['missing_reason'])})")
+            else:
+                gated.append(f"{pre}{m} ({e.get('n_items', 0)} pairs over {e.get('n_prompts', 0)} prompts"
+                             + (f", {e['n_items_missing']} unscored" if e.get("n_items_missing") else "") + ")")
+        for g, e in pr["fidelity"]["gates"].items():
+            if e["decision"] == "missing":
+                missing.append(f"{pre}{g} ({_gist(e['missing_reason'])})")
+            else:
+                gated.append(f"{pre}{g} ({e.get('n_prompts', 0)} prompts)")
+    return {"gated": gated, "missing": missing, "allowed_missing": allowed, "not_applicable": na}
 
 
 def overall_verdict(result: Mapping[str, Any]) -> dict[str, Any]:
     dec = gated_decisions(result)
     failed = [f"{w}: {what}" for w, what, d in dec if d == "fail"]
     inconclusive = [f"{w}: {what}" for w, what, d in dec if d == "inconclusive"]
-    measured = [d for w, what, d in dec if what != "hard gates" and d in ("pass", "fail", "inconclusive")]
+    measured = [d for w, what, d in dec if what != "hard gates" and d in ("pass", "fail")]
     if failed:
         v = "fail"
     elif inconclusive or not measured:
@@ -679,8 +796,16 @@ def overall_verdict(result: Mapping[str, Any]) -> dict[str, Any]:
         ("inconclusive: " + ", ".join(inconclusive)) if inconclusive else
         ("no gated metric could be measured (score the runs, or give the baseline 2+ seeds)" if not measured
          else "every gated metric passed"))
+    basis = rests_on(result)
+    parts = [f"gated: {', '.join(basis['gated']) or 'none measured'}"]
+    if basis["missing"]:
+        parts.append(f"missing: {', '.join(basis['missing'])}")
+    if basis["allowed_missing"]:
+        parts.append(f"allowed missing (--allow-missing): {', '.join(basis['allowed_missing'])}")
+    if basis["not_applicable"]:
+        parts.append(f"not applicable to these prompts: {', '.join(basis['not_applicable'])}")
     return {"decision": v, "exit_code": {"pass": 0, "fail": 1, "inconclusive": 3}[v], "reason": reason,
-            "failed": failed, "inconclusive": inconclusive}
+            "failed": failed, "inconclusive": inconclusive, "rests_on": basis, "basis": "; ".join(parts)}
 
 
 def exit_code(result: Mapping[str, Any]) -> int:
@@ -724,8 +849,11 @@ def format_verdict(result: Mapping[str, Any], md: bool = False) -> str:
         L.append(f"compare: baseline {result['baseline']['run']} -> candidate {result['candidate']['run']}")
     for pr in result["pairs"]:
         seeds = sorted({s for s in result["baseline"]["seeds"]})
+        unscored = {m: e["n_items_missing"] for m, e in pr["metrics"].items() if e.get("n_items_missing")}
         L.append(h(f"{pr['baseline_backend']} ({pr['baseline_spec']}) -> {pr['candidate_backend']} ({pr['candidate_spec']}): "
-                   f"{pr['n_pairs']} pairs over {pr['n_prompts']} prompts, seeds {','.join(map(str, seeds))}"))
+                   f"{pr['n_pairs']} pairs over {pr['n_prompts']} prompts, seeds {','.join(map(str, seeds))}"
+                   + ("; unscored paired items: " + ", ".join(f"{m} {n}" for m, n in unscored.items()) if unscored
+                      else "")))
         if pr["labelled_noise"]:
             L.append("random-weight miniature model: its images are noise; these numbers test the plumbing, not quality")
         hg = pr["hard_gates"]
@@ -737,11 +865,15 @@ def format_verdict(result: Mapping[str, Any], md: bool = False) -> str:
         rows = []
         for m, e in pr["metrics"].items():
             unit = f" ({e['unit']})" if e["unit"] else ""
-            if e["decision"] == "missing":
-                rows.append([m + unit, "-", "-", "-", "-", "-", _f(e["margin"], 2) if e["margin"] else "-",
-                             f"missing: {e['missing_reason']}"])
+            scored = f"{e.get('n_items', 0)}/{e.get('n_applicable', 0)}"
+            if e["decision"] in ("missing", "not applicable"):
+                note = " (allowed by --allow-missing)" if e.get("allowed_missing") and e["decision"] == "missing" else ""
+                rows.append([m + unit, scored, "-", "-", "-", "-", "-", _f(e["margin"], 2) if e["margin"] else "-",
+                             f"{e['decision']}: {e['missing_reason']}{note}"])
                 continue
             dec = e["decision"].upper() if e["decision"] in ("pass", "fail") else e["decision"]
+            if e["decision"] == "inconclusive" and e.get("inconclusive_reason"):
+                dec += f": {e['inconclusive_reason']}"
             if e["decision"] == "inconclusive" and e.get("prompts_needed"):
                 dec += f" (~{e['prompts_needed']} prompts to decide)"
             if e["decision"] == "reported":
@@ -750,7 +882,7 @@ def format_verdict(result: Mapping[str, Any], md: bool = False) -> str:
             if "mcnemar" in e:
                 mc = e["mcnemar"]
                 extra = f"; McNemar {mc['baseline_only']} lost / {mc['candidate_only']} gained, p={mc['p_value']:.2g}"
-            rows.append([m + unit, _f(e["baseline_mean"], 2), _f(e["candidate_mean"], 2), _f(e["delta"], 2, True),
+            rows.append([m + unit, scored, _f(e["baseline_mean"], 2), _f(e["candidate_mean"], 2), _f(e["delta"], 2, True),
                          f"[{_f(e['ci90'][0], 2, True)}, {_f(e['ci90'][1], 2, True)}]",
                          f"[{_f(e['ci95'][0], 2, True)}, {_f(e['ci95'][1], 2, True)}]",
                          _f(e["margin"], 2) if e["margin"] else "-", dec + extra])
@@ -759,14 +891,18 @@ def format_verdict(result: Mapping[str, Any], md: bool = False) -> str:
             dec = e["decision"].upper() if e["decision"] in ("pass", "fail") else e["decision"]
             if e["decision"] == "missing":
                 dec = f"missing: {e['missing_reason']}"
-            elif e["decision"] == "inconclusive" and e.get("prompts_needed"):
-                dec += f" (~{e['prompts_needed']} prompts to decide)"
+            elif e["decision"] == "inconclusive":
+                if e.get("inconclusive_reason"):
+                    dec += f": {e['inconclusive_reason']}"
+                if e.get("prompts_needed"):
+                    dec += f" (~{e['prompts_needed']} prompts to decide)"
             label = {"psnr_over_ceiling": "psnr_over_ceiling (dB)", "psnr": "psnr (dB)", "ssim": "ssim"}[g]
             ci90 = e.get("ci90") or [None, None]
             ci95 = e.get("ci95") or [None, None]
-            rows.append([label, "-", _f(e.get("value"), 2), "-", f"[{_f(ci90[0], 2)}, {_f(ci90[1], 2)}]",
+            rows.append([label, str(e.get("n_prompts", 0)), "-", _f(e.get("value"), 2), "-", f"[{_f(ci90[0], 2)}, {_f(ci90[1], 2)}]",
                          f"[{_f(ci95[0], 2)}, {_f(ci95[1], 2)}]", f">= {e['threshold']:g}", dec])
-        L += _table(["metric", "baseline", "candidate", "delta", "90% CI", "95% CI", "margin", "decision"], rows, md)
+        L += _table(["metric", "scored pairs", "baseline", "candidate", "delta", "90% CI", "95% CI", "margin",
+                     "decision"], rows, md)
         # fidelity beside the ceiling
         ps, ss = fd.get("psnr", {}), fd.get("ssim", {})
         if "mean" in ps:
@@ -808,6 +944,8 @@ def format_verdict(result: Mapping[str, Any], md: bool = False) -> str:
     for w in result["warnings"]:
         L.append(f"warning: {w}")
     v = result["verdict"]
+    if v.get("basis"):
+        L.append(f"the verdict rests on: {v['basis']}")
     L.append(("**verdict: " if md else "verdict: ") + f"{v['decision'].upper()} (exit {v['exit_code']}): {v['reason']}"
              + ("**" if md else ""))
     return "\n".join(L) + "\n"
@@ -840,9 +978,10 @@ def chart_png(result: Mapping[str, Any]) -> bytes | None:
     rows = []
     for pr in result["pairs"]:
         for m, e in pr["metrics"].items():
-            if e.get("margin") and e["decision"] in DECISIONS:
+            if e.get("margin") and e["decision"] in DECISIONS and all(math.isfinite(x) for x in e["ci95"]):
                 k = e["margin"]
                 lbl = m if len(result["pairs"]) == 1 else f"{pr['candidate_backend']}: {m}"
+                lbl += f"\n{e['n_items']}/{e['n_applicable']} pairs, n={e['n_prompts']}"     # what it rests on
                 rows.append((lbl, e["delta"] / k, [x / k for x in e["ci90"]], [x / k for x in e["ci95"]], e["decision"]))
     if not rows:
         return None

@@ -57,7 +57,7 @@ def regress(backend: str, *, quant: str | None = None, candidate: str | None = N
             categories: list[str] | None = None, limit: int | None = None, size: str | None = None,
             results: str | Path = "results", out_dir: str | Path | None = None,
             metrics=None, margins=None, ceiling_margin_db: float | None = None, min_psnr: float | None = None,
-            min_ssim: float | None = None, scorers="clip,ocr", ocr=None, clip_model: str | None = None,
+            min_ssim: float | None = None, allow_missing=None, scorers="clip,ocr", ocr=None, clip_model: str | None = None,
             progress: bool = True, argv: list[str] | None = None, log=None) -> dict[str, Any]:
     """Generate + score the baseline and the candidate, compare, write the outputs; returns the result
     with result["runs"] = {"baseline": dir, "candidate": dir} and result["files"]."""
@@ -72,6 +72,7 @@ def regress(backend: str, *, quant: str | None = None, candidate: str | None = N
     cspec = candidate_spec(backend, quant, candidate)
     cmp.parse_metrics(metrics)
     cmp.parse_margins(margins)
+    cmp.parse_allow_missing(allow_missing, cmp.parse_metrics(metrics))
     validate_options(scorers, ocr, clip_model)
     seed_list = resolve_seeds(seeds, num_seeds)
     if seed_list and len(seed_list) < 2:
@@ -94,6 +95,7 @@ def regress(backend: str, *, quant: str | None = None, candidate: str | None = N
     if ceiling_margin_db is not None:
         kw["ceiling_margin_db"] = ceiling_margin_db
     res = cmp.compare(bdir, cdir, metrics=metrics, margins=margins, min_psnr=min_psnr, min_ssim=min_ssim,
+                      allow_missing=allow_missing,
                       clip_model=clip_model, fidelity_clip="clip" in str(scorers), progress=progress, **kw)
     res["runs"] = {"baseline": str(bdir), "candidate": str(cdir)}
     out = Path(out_dir) if out_dir else cmp.default_out_dir(bdir, cdir)

@@ -42,7 +42,8 @@ def test_calibration_reference_ceiling_and_noise(scored_demo_run):
     te = agg[(agg.metric == "text_exact") & (agg.variant == "lenient") & (agg.model == "rapidocr")].set_index("backend")
     assert te.loc["reference", "mean"] >= 95.0
     assert te.loc["flux-tiny", "mean"] <= 5.0
-    assert te.loc["reference", "label"] == "usually correct"
+    assert te.loc["reference", "label"] == "too few prompts (n=3)"       # 3 text prompts: below stats.MIN_PROMPTS
+    assert 0 < te.loc["reference", "ci_low"] < 50 and te.loc["reference", "ci_method"] == "wilson-t"
     assert te.loc["flux-tiny", "ceiling"] == te.loc["reference", "mean"]
     assert te.loc["reference", "n_prompts"] == 3 and te.loc["reference", "n_items"] == 6
     # CLIP stored as missing with the reason, never filled in
@@ -65,7 +66,7 @@ def test_cli_score_offline_redoes_nothing_and_combines_engines(scored_demo_run, 
     assert r.returncode == 0, r.stderr
     assert "ocr rapidocr: scored 0, cached 18" in r.stdout
     assert "CLIP weights ViT-L-14:openai unavailable" in r.stdout
-    assert "reference" in r.stdout and "usually correct" in r.stdout
+    assert "reference" in r.stdout and "too few prompts (n=3)" in r.stdout
     import evalsuite
 
     assert evalsuite.load_scores(d).equals(__import__("pandas").read_parquet(__import__("io").BytesIO(before)))
@@ -103,7 +104,7 @@ def test_run_scores_as_it_goes_and_no_score(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "text acc [95% CI]" in r.stdout and "ocr rapidocr: scored 1, cached 0" in r.stdout
     line = next(ln for ln in r.stdout.splitlines() if ln.startswith("reference "))
-    assert "100% [100, 100]" in line and "usually correct" in line
+    assert "100% [0, 100]" in line and "too few prompts (n=1)" in line
     import evalsuite
 
     r = evalsuite.run("reference", "smoke", seeds=[0], limit=1, run_dir=tmp_path / "b", progress=False,

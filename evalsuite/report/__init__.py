@@ -44,8 +44,9 @@ class Report:
         """The article's tables, compactly, for the terminal."""
         out = []
         for name, title, cols in (
-            ("prompt_following", "Prompt following", ["backend", "accurate", "n_prompts", "note"]),
-            ("text", "Text in images", ["backend", "verdict", "text accuracy", "strict", "ceiling", "note"]),
+            ("prompt_following", "Prompt following", ["backend", "accurate", "n_prompts", "scored/planned", "note"]),
+            ("text", "Text in images", ["backend", "verdict", "text accuracy", "strict", "ceiling", "scored/planned",
+                                        "engine", "note"]),
             ("speed", "Speed", ["backend", "steps", "median s/image", "load s", "peak VRAM GB", "peak RSS GB",
                                 "hardware"]),
         ):
@@ -67,30 +68,37 @@ def build_tables(data: ReportData) -> dict[str, Any]:
 
     agg = aggregate(data.scores) if not data.scores.empty else None
     agg_cat = aggregate(data.scores, by=("backend", "category")) if not data.scores.empty else None
+    agg = T.add_coverage(agg, data.records, data.prompts)
+    agg_cat = T.add_coverage(agg_cat, data.records, data.prompts, by=("backend", "category"))
     ids = T.primary_scorers(data.scores)
+    choice = T.backend_scorers(data.scores, ids)
+    pagg, pcat = T.primary_rows(agg, choice), T.primary_rows(agg_cat, choice)
     b = data.backends
     return {
-        "summary": T.summary_table(agg, b, ids),
-        "prompt_following": T.prompt_following_table(agg, b, ids["clip"]),
-        "text": T.text_table(agg, b, ids["ocr"]),
-        "protocols": T.protocol_table(agg, b, ids["ocr"]),
+        "summary": T.summary_table(pagg, b),
+        "prompt_following": T.prompt_following_table(pagg, b),
+        "text": T.text_table(pagg, b),
+        "protocols": T.protocol_table(pagg, b),
         "speed": T.speed_table(data.records, b),
-        "categories": T.category_table(agg_cat, b, ids),
+        "categories": T.category_table(pcat, b),
         "failures": T.failures_table(data.records, data.scores, b),
         "metrics": T.metric_table(agg, b),
-        "_agg": agg, "_agg_cat": agg_cat, "_scorer_ids": ids,
+        "_agg": agg, "_agg_cat": agg_cat, "_scorer_ids": ids, "_primary": pagg, "_primary_cat": pcat,
+        "_choice": choice,
     }
 
 
 MD_SECTIONS = (
     ("prompt_following", "Prompt following (CLIP contrastive: own prompt ranked above every hard negative)",
-     ["backend", "accurate", "n_prompts", "n_items", "model", "note"]),
+     ["backend", "accurate", "n_prompts", "scored/planned", "model", "note"]),
     ("text", "Text in images (OCR; reference = ceiling)",
-     ["backend", "verdict", "text accuracy", "strict", "garbled targets", "ceiling", "n_prompts", "engine", "note"]),
+     ["backend", "verdict", "text accuracy", "strict", "garbled targets", "ceiling", "n_prompts", "scored/planned",
+      "engine", "note"]),
     ("protocols", "Published text protocols (CVTG-2K, OneIG-Bench, MARIO-Eval, LongText-Bench; our OCR, their "
                   "normalisation and formulas: docs/scores.md)", None),
     ("speed", "Speed (median over images, warm-up excluded; never compare across hardware)", None),
-    ("summary", "Summary per backend (95% bootstrap CIs over prompts)", None),
+    ("summary", "Summary per backend (95% CIs over prompts: Wilson-t for rates, Student-t for means; "
+                "items scored/planned beside them)", None),
     ("failures", "Failures and missing metrics", None),
     ("metrics", "Every metric per backend", ["backend", "scorer", "model", "metric", "variant", "value", "n_prompts",
                                              "n_items", "n_missing", "note"]),
@@ -121,6 +129,8 @@ def _write_tables(tabs: dict[str, Any], out: Path, data: ReportData) -> dict[str
         p = T.category_pivot(cat, metric, variant)
         if p is not None:
             cat_md.append(f"\n### {title}\n\n{T.to_markdown(p)}")
+    if cat.attrs.get("footnotes"):
+        cat_md.append("\n" + "\n".join(f"{n}  " for n in cat.attrs["footnotes"]) + "\n")
     atomic_write_text(tdir / "categories.md", "".join(cat_md) or "_(no rows)_\n")
     paths["table:categories"] = [tdir / "categories.csv", tdir / "categories.md"]
     md_all.append("\n## Per category\n" + ("".join(cat_md) or "\n_(no rows)_\n"))
@@ -142,34 +152,37 @@ def _write_charts(tabs, data: ReportData, out: Path) -> dict[str, list[Path]]:
     from . import charts as C
 
     cdir = out / "charts"
-    agg, agg_cat, ids = tabs["_agg"], tabs["_agg_cat"], tabs["_scorer_ids"]
+    agg, agg_cat = tabs["_primary"], tabs["_primary_cat"]      # each backend's headline scorer identities
     paths: dict[str, list[Path]] = {}
     if agg is None:
         return paths
     order = list(data.backends)
     colours = C.backend_colours(order)
     noise = data.noise_backends
-    sid = lambda metric: ids["clip"] if metric in ("clip_score", "clip_s", "prompt_following") else ids["ocr"]  # noqa: E731
+    choice = tabs["_choice"]
     for metric, variant in CHART_METRICS:
-        rows = agg[(agg.metric == metric) & (agg.variant == variant) & (agg.scorer_id == sid(metric))]
+        rows = agg[(agg.metric == metric) & (agg.variant == variant)]
         if (rows.n_items > 0).any():      # all missing: the tables say so, a chart of nothing would not
             key = f"bars_{metric}"
             paths["chart:" + key] = C.bar_chart(agg, metric, variant, TITLES[(metric, variant)], cdir, colours=colours,
-                                                noise=noise, scorer_id=sid(metric), order=order, stem=key)
-        sub = agg_cat[(agg_cat.metric == metric) & (agg_cat.variant == variant) & (agg_cat.scorer_id == sid(metric))]
+                                                noise=noise, order=order, stem=key)
+        sub = agg_cat[(agg_cat.metric == metric) & (agg_cat.variant == variant)]
         if len(sub) and (sub.n_items > 0).any():
             key = f"heatmap_{metric}"
             paths["chart:" + key] = C.heatmap(agg_cat, metric, variant, TITLES[(metric, variant)], cdir,
-                                              scorer_id=sid(metric), order=order, noise=noise, stem=key)
+                                              order=order, noise=noise, stem=key)
     paths["chart:speed_vs_quality"] = C.speed_quality_scatter(tabs["speed"], agg, cdir, colours=colours,
-                                                              scorer_ids=ids, noise=noise)
+                                                              scorer_ids={}, noise=noise)
+    s = data.scores
+    if not s.empty:
+        s = s[[choice.get((b, k)) == i for b, k, i in zip(s["backend"], s["scorer"], s["scorer_id"])]]
     for metric, variant in DIST_METRICS:
-        s = data.scores
-        if ((s.metric == metric) & (s.variant == variant) & s.value.notna() & (s.scorer_id == sid(metric))).any():
+        if ((s.metric == metric) & (s.variant == variant) & s.value.notna()).any():
             key = f"dist_{metric}"
+            rows = agg[(agg.metric == metric) & (agg.variant == variant)]
             paths["chart:" + key] = C.distribution(s, metric, variant, TITLES[(metric, variant)], cdir,
-                                                   colours=colours, scorer_id=sid(metric), order=order, noise=noise,
-                                                   stem=key)
+                                                   colours=colours, order=order, noise=noise, stem=key,
+                                                   planned=dict(zip(rows.backend, rows.n_planned.astype(int))))
     return paths
 
 
@@ -203,9 +216,10 @@ def write_report(run_dirs, out_dir: str | Path | None = None, *, embed: str | bo
         raise EvalsuiteError(f"report: {out} exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
     _remove_stale(out)
+    tabs = build_tables(data)
+    data.notes.extend(T.identity_notes(tabs["_choice"], data.scores))
     for n in data.notes:
         log(f"report: {n}")
-    tabs = build_tables(data)
     paths = _write_tables(tabs, out, data)
     paths.update(_write_charts(tabs, data, out))
     html = write_html(data, tabs, paths, out, embed=embed, thumb_size=thumb_size, worst_n=worst_n,

@@ -76,20 +76,26 @@ def bar_chart(agg, metric: str, variant: str, title: str, out_dir: Path, *, colo
     noise = set(noise)
     fig, ax = plt.subplots(figsize=(max(4.0, 1.3 * len(backends) + 1.5), 3.6))
     xs, missing = np.arange(len(backends)), []
+    ticks = []
     for x, b in zip(xs, backends):
         r = a[a.backend == b].iloc[0]
+        # coverage beside every bar: items scored / planned (failed, not generated and unscored items count)
+        ticks.append(_label(b, noise) + (f"\n{r['coverage']} items" if "coverage" in r and isinstance(r["coverage"], str)
+                                         else ""))
         if r["n_items"] == 0 or math.isnan(r["mean"]):
             missing.append(b)
             ax.bar(x, 0, color=MISSING_COLOUR)
             ax.text(x, 0, "missing", ha="center", va="bottom", fontsize=9, color="#555555")
             continue
-        err = [[r["mean"] - r["ci_low"]], [r["ci_high"] - r["mean"]]]
+        finite = math.isfinite(r["ci_low"]) and math.isfinite(r["ci_high"])
+        err = [[r["mean"] - r["ci_low"]], [r["ci_high"] - r["mean"]]] if finite else None
         ax.bar(x, r["mean"], color=colours.get(b, OKABE_ITO[0]), edgecolor="#333333", linewidth=0.6,
                hatch="//" if b in noise else None, yerr=err, capsize=6, error_kw={"elinewidth": 1.2})
         fmt = f"{r['mean']:.0f}%" if r["unit"] == "%" else f"{r['mean']:.2f}"
-        ax.text(x, r["ci_high"], fmt, ha="center", va="bottom", fontsize=9)
-    ax.set_xticks(xs, [_label(b, noise) for b in backends], fontsize=9)
-    ax.set_title(title + "\n(mean over prompts, 95% bootstrap CI)", fontsize=10)
+        ax.text(x, r["ci_high"] if finite else r["mean"], fmt + ("" if finite else " (n=1: no CI)"), ha="center",
+                va="bottom", fontsize=9)
+    ax.set_xticks(xs, ticks, fontsize=9)
+    ax.set_title(title + "\n(mean over prompts, 95% CI)", fontsize=10)
     unit = a["unit"].iloc[0] if len(a) else ""
     if unit == "%":
         ax.set_ylim(0, 110)
@@ -118,11 +124,14 @@ def heatmap(agg_cat, metric: str, variant: str, title: str, out_dir: Path, *, sc
     backends = [b for b in (order or list(dict.fromkeys(a.backend))) if b in set(a.backend)]
     cats = sorted(set(a.category))
     grid = np.full((len(backends), len(cats)), np.nan)
+    cover: dict[tuple[int, int], str] = {}
     for i, b in enumerate(backends):
         for j, c in enumerate(cats):
             r = a[(a.backend == b) & (a.category == c)]
             if len(r) and r.iloc[0]["n_items"] > 0:
                 grid[i, j] = r.iloc[0]["mean"]
+            if len(r) and isinstance(r.iloc[0].get("coverage"), str):
+                cover[(i, j)] = f"\n{r.iloc[0]['coverage']} items, n={int(r.iloc[0]['n_prompts'])}"
     unit = a["unit"].iloc[0] if len(a) else ""
     fig, ax = plt.subplots(figsize=(max(4.0, 1.4 * len(cats) + 2.5), max(2.2, 0.6 * len(backends) + 1.4)))
     cmap = plt.get_cmap("cividis").with_extremes(bad=MISSING_COLOUR)
@@ -131,7 +140,7 @@ def heatmap(agg_cat, metric: str, variant: str, title: str, out_dir: Path, *, sc
     for i in range(len(backends)):
         for j in range(len(cats)):
             v = grid[i, j]
-            txt = "n/a" if math.isnan(v) else (f"{v:.0f}%" if unit == "%" else f"{v:.2f}")
+            txt = ("n/a" if math.isnan(v) else (f"{v:.0f}%" if unit == "%" else f"{v:.2f}")) + cover.get((i, j), "")
             dark = not math.isnan(v) and v < 0.55 * (vmax or 1)
             ax.text(j, i, txt, ha="center", va="center", fontsize=9, color="white" if dark else "black")
     noise = set(noise)
@@ -163,7 +172,8 @@ def speed_quality_scatter(speed, agg, out_dir: Path, *, colours: dict[str, str],
             if r.empty or r.iloc[0]["n_items"] == 0 or math.isnan(s["median s/image"]):
                 continue
             r = r.iloc[0]
-            ax.errorbar([s["median s/image"]], [r["mean"]], yerr=[[r["mean"] - r["ci_low"]], [r["ci_high"] - r["mean"]]],
+            yerr = [[r["mean"] - r["ci_low"]], [r["ci_high"] - r["mean"]]] if math.isfinite(r["ci_low"]) else None
+            ax.errorbar([s["median s/image"]], [r["mean"]], yerr=yerr,
                         fmt="o" if b not in noise else "x", color=colours.get(b, OKABE_ITO[0]), capsize=4,
                         markersize=8, label=b + (" (noise)" if b in noise else "")
                         + (f" [{s['hardware']}]" if len(hardware) > 1 else ""))
@@ -187,8 +197,9 @@ def speed_quality_scatter(speed, agg, out_dir: Path, *, colours: dict[str, str],
 
 def distribution(scores, metric: str, variant: str, title: str, out_dir: Path, *, colours: dict[str, str],
                  scorer_id: str | None = None, order: Sequence[str] | None = None, noise: Sequence[str] = (),
-                 stem: str | None = None) -> list[Path]:
-    """Per-item values per backend: box plot with every item drawn as a jittered point."""
+                 stem: str | None = None, planned: dict[str, int] | None = None) -> list[Path]:
+    """Per-item values per backend: box plot with every item drawn as a jittered point; `planned` (backend ->
+    items planned where the metric applies) labels each box "scored/planned items"."""
     plt = _plt()
     s = scores[(scores.metric == metric) & (scores.variant == variant) & scores["value"].notna()]
     if scorer_id:
@@ -203,7 +214,8 @@ def distribution(scores, metric: str, variant: str, title: str, out_dir: Path, *
         for i, (b, v) in enumerate(zip(backends, data)):
             ax.scatter(i + rng.uniform(-0.15, 0.15, len(v)), v, s=14, alpha=0.7, color=colours.get(b, OKABE_ITO[0]),
                        edgecolors="none")
-        ax.set_xticks(range(len(backends)), [_label(b, noise) + f"\nn={len(v)}" for b, v in zip(backends, data)],
+        ax.set_xticks(range(len(backends)), [_label(b, noise) + (f"\n{len(v)}/{planned[b]} items" if planned and b in planned
+                                                                 else f"\nn={len(v)}") for b, v in zip(backends, data)],
                       fontsize=9)
     else:
         ax.text(0.5, 0.5, "no values", transform=ax.transAxes, ha="center", va="center")

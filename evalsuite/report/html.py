@@ -118,6 +118,9 @@ def table_html(df, columns=None, noise: set[str] | None = None) -> str:
         cls = ' class="noise"' if noise and src.get("backend") in noise else ""
         out.append(f"<tr{cls}>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>")
     out.append("</tbody></table>")
+    notes = df.attrs.get("footnotes") or []          # the reasons behind "- [k]" cells, one line away
+    if notes:
+        out.append('<p class="muted">' + "<br>".join(esc(n) for n in notes) + "</p>")
     return "".join(out)
 
 
@@ -182,10 +185,16 @@ def write_html(data, tabs: dict[str, Any], paths: dict[str, list[Path]], out: Pa
     rec = data.records
     n_images = int((rec["status"] == "ok").sum()) if len(rec) else 0
     embedded = (n_images <= EMBED_MAX_ITEMS) if embed == "auto" else bool(embed)
-    ids = tabs["_scorer_ids"]
+    choice = tabs["_choice"]          # each backend's headline scorer identities (report.tables.backend_scorers)
     noise = set(data.noise_backends)
-    scores = _item_scores(data.scores, ids)
-    ocr = _ocr_details(data, data.scores, ids.get("ocr"))
+    chosen = data.scores
+    if not chosen.empty:
+        chosen = chosen[[choice.get((b, k)) == i for b, k, i in zip(chosen["backend"], chosen["scorer"],
+                                                                     chosen["scorer_id"])]]
+    scores = _item_scores(chosen, {i: i for i in set(choice.values())})
+    ocr: dict[tuple, dict] = {}
+    for oid in sorted({i for (b, k), i in choice.items() if k == "ocr"}):
+        ocr.update(_ocr_details(data, chosen[chosen.scorer_id == oid], oid))
     backends = list(data.backends)
 
     # thumbnails
@@ -256,7 +265,7 @@ def write_html(data, tabs: dict[str, Any], paths: dict[str, list[Path]], out: Pa
             parts.append("<div>" + "<br>".join(lines) + "</div>")
         o = ocr.get(key)
         if o is not None:
-            parts.append(f'<div class="ocr" title="OCR text ({esc(ids.get("ocr"))})">OCR: '
+            parts.append(f'<div class="ocr" title="OCR text ({esc(choice.get((key[0], "ocr")))})">OCR: '
                          f'{esc(o["text"]) if o["text"] else "<i>(no text read)</i>"}</div>')
         parts.append("</div>")
         return "".join(parts)
@@ -297,11 +306,12 @@ def write_html(data, tabs: dict[str, Any], paths: dict[str, list[Path]], out: Pa
     # worst items
     worst = []
     for metric, variant, title in WORST_METRICS:
-        sid = ids.get("clip") if metric in ("clip_score", "prompt_following") else ids.get("ocr")
-        s = data.scores
-        if s.empty or not sid:
+        s = chosen
+        if s.empty:
             continue
-        s = s[(s.metric == metric) & (s.variant == variant) & (s.scorer_id == sid) & s.value.notna()]
+        # only items below perfect: a list of perfect items would call them the worst
+        perfect = 100.0 if metric == "clip_score" else 1.0
+        s = s[(s.metric == metric) & (s.variant == variant) & s.value.notna() & (s.value < perfect)]
         if s.empty:
             continue
         s = s.sort_values(["value", "backend", "prompt_id", "seed"]).head(worst_n)
@@ -340,12 +350,13 @@ def write_html(data, tabs: dict[str, Any], paths: dict[str, list[Path]], out: Pa
                 '<a href="#gallery">gallery</a><a href="#worst">worst items</a></nav>')
     body.append('<h2 id="tables">Tables</h2>')
     for name, heading, cols in (
-        ("prompt_following", "Prompt following", ["backend", "accurate", "n_prompts", "n_items", "model", "note"]),
+        ("prompt_following", "Prompt following", ["backend", "accurate", "n_prompts", "scored/planned", "model",
+                                                         "note"]),
         ("text", "Text in images", ["backend", "verdict", "text accuracy", "strict", "garbled targets", "ceiling",
-                                    "n_prompts", "engine", "note"]),
+                                    "n_prompts", "scored/planned", "engine", "note"]),
         ("protocols", "Published text protocols (our OCR, their normalisation and formulas)", None),
         ("speed", "Speed (warm-up excluded; never compare timings across hardware)", None),
-        ("summary", "Summary per backend (95% bootstrap CIs over prompts)", None),
+        ("summary", "Summary per backend (95% CIs over prompts; items scored/planned)", None),
         ("failures", "Failures and missing metrics", None),
     ):
         df = tabs[name]
@@ -354,10 +365,11 @@ def write_html(data, tabs: dict[str, Any], paths: dict[str, list[Path]], out: Pa
     for metric, variant, t in T.HEADLINE:
         pv = T.category_pivot(cat, metric, variant)
         if pv is not None:
+            pv.attrs["footnotes"] = cat.attrs.get("footnotes", [])
             body.append(f"<h3>{esc(t)} by category</h3>" + table_html(pv, None, noise))
     body.append('<details><summary>every metric per backend</summary>'
                 + table_html(tabs["metrics"], ["backend", "scorer", "model", "metric", "variant", "value", "n_prompts",
-                                               "n_items", "n_missing", "note"], noise) + "</details>")
+                                               "n_items", "n_missing", "coverage", "note"], noise) + "</details>")
     body.append('<h2 id="charts">Charts</h2><div class="charts">' + "".join(charts) + "</div>")
     opts = "".join(f'<option value="{esc(c)}">{esc(c)}</option>' for c in cats)
     body.append(f'<h2 id="gallery">Gallery</h2><div class="filter">category: <select id="cat-filter">'

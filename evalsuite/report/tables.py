@@ -65,9 +65,11 @@ def _nan(x) -> bool:
 
 
 def primary_scorers(scores) -> dict[str, str | None]:
-    """The scorer identity each table uses per scorer kind ('clip', 'ocr'): for OCR the best-of
-    combination of several engines when there is one; otherwise the identity with the most computed
-    values (ties: alphabetical). Other identities stay in the full metric table."""
+    """The scorer identity each table uses per scorer kind ('clip', 'ocr'): the identity with values for
+    the most backends (several runs may have been scored with different OCR engine sets: the one they share
+    keeps their numbers comparable); then, for OCR, the best-of combination of several engines; then the
+    identity with the most computed values (ties: alphabetical). Other identities stay in the full metric
+    table; `backend_scorers` gives a backend that lacks this identity its own, named in the tables."""
     out: dict[str, str | None] = {"clip": None, "ocr": None}
     if scores is None or scores.empty:
         return out
@@ -78,9 +80,125 @@ def primary_scorers(scores) -> dict[str, str | None]:
         stats = []
         for sid, g in s.groupby("scorer_id"):
             combined = "+" in str(g["model"].iloc[0])
-            stats.append((-int(combined), -int(g["missing_reason"].isna().sum()), sid))
-        out[kind] = sorted(stats)[0][2]
+            ok = g[g["missing_reason"].isna()]
+            stats.append((-ok["backend"].nunique(), -int(combined), -len(ok), sid))
+        out[kind] = sorted(stats)[0][-1]
     return out
+
+
+def backend_scorers(scores, ids: dict[str, str | None] | None = None) -> dict[tuple[str, str], str]:
+    """(backend, scorer kind) -> the identity its headline numbers come from: the report-wide one
+    (`primary_scorers`) when the backend has values under it, else the backend's own best (combined engines
+    first, then most values). Every backend keeps a row in every table this way."""
+    out: dict[tuple[str, str], str] = {}
+    if scores is None or scores.empty:
+        return out
+    ids = ids if ids is not None else primary_scorers(scores)
+    for (b, kind), g in scores.groupby(["backend", "scorer"], sort=False):
+        ok = g[g["missing_reason"].isna()]
+        if ids.get(kind) in set(ok["scorer_id"]) or (ok.empty and ids.get(kind) in set(g["scorer_id"])):
+            out[(b, kind)] = ids[kind]
+            continue
+        pool = ok if not ok.empty else g
+        stats = [(-int("+" in str(x["model"].iloc[0])), -len(x), sid) for sid, x in pool.groupby("scorer_id")]
+        out[(b, kind)] = sorted(stats)[0][-1]
+    return out
+
+
+def identity_notes(choice: dict[tuple[str, str], str], scores) -> list[str]:
+    """A note when the headline numbers of different backends come from different scorer identities (runs
+    scored with other OCR engine sets or another CLIP): each backend's identity is named in the tables."""
+    if scores is None or scores.empty:
+        return []
+    names = dict(zip(scores["scorer_id"], scores["model"]))
+    out = []
+    for kind, what in (("ocr", "OCR"), ("clip", "CLIP")):
+        by_id: dict[str, list[str]] = {}
+        for (b, k), sid in choice.items():
+            if k == kind:
+                by_id.setdefault(str(names.get(sid, sid)), []).append(b)
+        if len(by_id) > 1:
+            out.append(f"{what} numbers come from different {what} identities: " + "; ".join(
+                f"{m}: {', '.join(bs)}" for m, bs in sorted(by_id.items()))
+                + f" (each backend's own; compare across identities with care, every identity is in metrics.csv)")
+    return out
+
+
+def primary_rows(agg, choice: dict[tuple[str, str], str]):
+    """The aggregate rows of each backend's chosen scorer identities (see backend_scorers)."""
+    if agg is None or agg.empty:
+        return agg
+    keep = [choice.get((b, k)) == sid for b, k, sid in zip(agg["backend"], agg["scorer"], agg["scorer_id"])]
+    return agg[keep].reset_index(drop=True)
+
+
+TEXT_METRICS = {"text_exact", "text_similarity", "word_recall", "text_duplicated", "extra_text", "text_garbled"}
+
+
+def metric_applies(metric: str, prompt) -> bool:
+    """Text metrics need target text, prompt following needs hard negatives; the others apply to every item."""
+    if prompt is None:
+        return False
+    if metric in TEXT_METRICS:
+        return bool(prompt.target_text)
+    if metric == "prompt_following":
+        return bool(prompt.negatives)
+    return True
+
+
+def add_coverage(agg, records, prompts: dict, by: Sequence[str] = ("backend",)):
+    """agg plus `n_planned` (items planned for the group where the metric applies, from the plan: failed and
+    not generated items count), `n_planned_prompts` and `coverage` ("scored/planned")."""
+    if agg is None or agg.empty:
+        return agg
+    out = agg.copy()
+    rec = records[["backend", "prompt_id"]].copy() if records is not None and len(records) else None
+    counts: dict[tuple, tuple[int, int]] = {}
+    if rec is not None:
+        rec["category"] = [getattr(prompts.get(p), "category", None) for p in rec["prompt_id"]]
+        for metric in set(out["metric"]):
+            ok = rec[[metric_applies(metric, prompts.get(p)) for p in rec["prompt_id"]]]
+            for key, g in ok.groupby(list(by), sort=False):
+                key = key if isinstance(key, tuple) else (key,)
+                counts[(metric,) + key] = (len(g), g["prompt_id"].nunique())
+    planned = [counts.get((r["metric"],) + tuple(r[c] for c in by), (0, 0)) for _, r in out.iterrows()]
+    out["n_planned"] = [p[0] for p in planned]
+    out["n_planned_prompts"] = [p[1] for p in planned]
+    out["coverage"] = [f"{int(n)}/{p[0]}" for n, p in zip(out["n_items"], planned)]
+    return out
+
+
+def _gap(r) -> str:
+    """' (2 of 3 prompts)' when a backend was scored on fewer prompts than planned: never silently averaged
+    over fewer prompts."""
+    npp = r.get("n_planned_prompts")
+    if npp is None or _nan(npp) or not npp or int(r["n_prompts"]) >= int(npp):
+        return ""
+    return f" ({int(r['n_prompts'])} of {int(npp)} prompts)"
+
+
+class Footnotes:
+    """Missing values are shown as '- [k]'; the reasons go below the table (df.attrs['footnotes'])."""
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+
+    def mark(self, reason: str) -> str:
+        # one note per reason (the counts differ per backend; scored/planned beside the cell gives them)
+        text = f"missing: {re.sub(r' [(][0-9]+[)]$', '', short_reason(reason))}" if reason else \
+            "missing: nothing was computed"
+        if text not in self.notes:
+            self.notes.append(text)
+        return f"- [{self.notes.index(text) + 1}]"
+
+    def attach(self, df):
+        df.attrs["footnotes"] = [f"[{i + 1}] {n}" for i, n in enumerate(self.notes)]
+        return df
+
+
+def _missing_mark(row, notes: Footnotes) -> str:
+    reasons = row.get("missing_reasons")
+    return notes.mark("" if _nan(reasons) or not reasons else str(reasons))
 
 
 def short_reason(reason: str, n: int = 100) -> str:
@@ -118,7 +236,7 @@ def metric_table(agg, backends: dict | None = None):
     import pandas as pd
 
     cols = ["backend", "backend_name", "scorer", "model", "metric", "variant", "unit", "mean", "ci_low", "ci_high",
-            "n_prompts", "n_items", "n_missing", "missing_reasons", "value", "note"]
+            "n_prompts", "n_items", "n_missing", "coverage", "ci_method", "missing_reasons", "value", "note"]
     if agg is None or agg.empty:
         return pd.DataFrame(columns=cols)
     rows = []
@@ -156,7 +274,8 @@ def summary_table(agg, backends: dict | None = None, scorer_ids: dict[str, str |
     ids = {v for v in scorer_ids.values() if v}
     a = agg[agg["scorer_id"].isin(ids)] if ids else agg
     rows = []
-    for b in _backend_order(a["backend"], backends):
+    notes = Footnotes()
+    for b in _backend_order(list(a["backend"]) + list(backends or []), backends):
         row = {"backend": b}
         for metric, variant, title in HEADLINE:
             r = a[(a.backend == b) & (a.metric == metric) & (a.variant == variant)]
@@ -164,11 +283,23 @@ def summary_table(agg, backends: dict | None = None, scorer_ids: dict[str, str |
                 row[title] = "n/a"
             else:
                 r = r.iloc[0]
-                row[title] = _missing_text(r) if r["n_items"] == 0 else fmt_value(r["mean"], r["ci_low"],
-                                                                                   r["ci_high"], r["unit"])
-        row["note"] = _note(b, backends)
+                row[title] = _missing_mark(r, notes) if r["n_items"] == 0 else fmt_value(
+                    r["mean"], r["ci_low"], r["ci_high"], r["unit"]) + _gap(r)
+        row["items scored/planned"] = _coverage_cell(a[a.backend == b])
+        row["scorers"] = ", ".join(dict.fromkeys(str(m) for m in a.loc[a.backend == b, "model"])) or "-"
+        row["note"] = _note(b, backends) or ("no scores" if a[a.backend == b].empty else "")
         rows.append(row)
-    return pd.DataFrame(rows)
+    return notes.attach(pd.DataFrame(rows))
+
+
+def _coverage_cell(rows) -> str:
+    """'ocr 6/6, clip 0/12': items scored / planned per scorer kind (text metrics: items with target text)."""
+    parts = []
+    for kind, metric in (("ocr", "text_exact"), ("clip", "clip_score")):
+        r = rows[(rows.scorer == kind) & (rows.metric == metric)]
+        if len(r) and "coverage" in r:
+            parts.append(f"{kind} {r.iloc[0]['coverage']}")
+    return ", ".join(parts) or "-"
 
 
 def _backend_order(labels: Iterable[str], backends: dict | None) -> list[str]:
@@ -185,22 +316,30 @@ def category_table(agg_cat, backends: dict | None = None, scorer_ids: dict[str, 
     import pandas as pd
 
     cols = ["backend", "category", "metric", "variant", "unit", "mean", "ci_low", "ci_high", "n_prompts", "n_items",
-            "n_missing", "value"]
+            "n_missing", "coverage", "value"]
     if agg_cat is None or agg_cat.empty:
         return pd.DataFrame(columns=cols)
     ids = {v for v in (scorer_ids or {}).values() if v}
     a = agg_cat[agg_cat["scorer_id"].isin(ids)] if ids else agg_cat
     a = a[[(m, v) in set(metrics) for m, v in zip(a.metric, a.variant)]]
+    from ..metrics.stats import MIN_PROMPTS
+
     rows = []
+    notes = Footnotes()
     order = _backend_order(a["backend"], backends)
     for _, r in a.iterrows():
         d = {c: r[c] for c in cols if c in r}
-        d["value"] = _missing_text(r) if r["n_items"] == 0 else fmt_value(r["mean"], r["ci_low"], r["ci_high"],
-                                                                          r["unit"])
+        if r["n_items"] == 0:
+            d["value"] = _missing_mark(r, notes)
+        else:
+            d["value"] = fmt_value(r["mean"], r["ci_low"], r["ci_high"], r["unit"]) + _gap(r)
+            if r["n_prompts"] < MIN_PROMPTS:
+                d["value"] += f" too few prompts (n={int(r['n_prompts'])})"
         rows.append(d)
     out = pd.DataFrame(rows, columns=cols)
     out["_o"] = out["backend"].map({b: i for i, b in enumerate(order)})
-    return out.sort_values(["metric", "variant", "_o", "category"]).drop(columns="_o").reset_index(drop=True)
+    out = out.sort_values(["metric", "variant", "_o", "category"]).drop(columns="_o").reset_index(drop=True)
+    return notes.attach(out)
 
 
 def category_pivot(cat, metric: str, variant: str):
@@ -248,23 +387,30 @@ def prompt_following_table(agg, backends: dict | None = None, clip_id: str | Non
     """Backend -> "% accurate (CI)", like "Flux.1 Dev: 95% accurate"."""
     import pandas as pd
 
-    cols = ["backend", "accurate", "mean", "ci_low", "ci_high", "n_prompts", "n_items", "model", "note"]
+    cols = ["backend", "accurate", "mean", "ci_low", "ci_high", "n_prompts", "n_items", "scored/planned", "model",
+            "note"]
     if agg is None or agg.empty:
         return pd.DataFrame(columns=cols)
     a = agg[(agg.metric == "prompt_following")]
     if clip_id:
         a = a[a.scorer_id == clip_id]
     rows = []
-    for b in _backend_order(a["backend"], backends):
+    notes = Footnotes()
+    for b in _backend_order(list(a["backend"]) + list(backends or []), backends):
+        if a[a.backend == b].empty:
+            rows.append({"backend": b, "accurate": "n/a", "n_prompts": 0, "n_items": 0, "scored/planned": "-",
+                         "note": _note(b, backends) or "no prompt-following rows (not scored, or no prompt has "
+                                                         "hard negatives)"})
+            continue
         r = a[a.backend == b].iloc[0]
         if r["n_items"] == 0:
-            acc = _missing_text(r)
+            acc = _missing_mark(r, notes)
         else:
-            acc = f"{r['mean']:.0f}% accurate (95% CI {r['ci_low']:.0f}-{r['ci_high']:.0f})"
+            acc = f"{r['mean']:.0f}% accurate (95% CI {r['ci_low']:.0f}-{r['ci_high']:.0f})" + _gap(r)
         rows.append({"backend": b, "accurate": acc, "mean": r["mean"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
-                     "n_prompts": int(r["n_prompts"]), "n_items": int(r["n_items"]), "model": r["model"],
-                     "note": _note(b, backends)})
-    return pd.DataFrame(rows, columns=cols)
+                     "n_prompts": int(r["n_prompts"]), "n_items": int(r["n_items"]),
+                     "scored/planned": r.get("coverage", "-"), "model": r["model"], "note": _note(b, backends)})
+    return notes.attach(pd.DataFrame(rows, columns=cols))
 
 
 def text_table(agg, backends: dict | None = None, ocr_id: str | None = None):
@@ -273,13 +419,19 @@ def text_table(agg, backends: dict | None = None, ocr_id: str | None = None):
     import pandas as pd
 
     cols = ["backend", "verdict", "text accuracy", "mean", "ci_low", "ci_high", "strict", "garbled targets",
-            "ceiling", "n_prompts", "n_items", "engine", "note"]
+            "ceiling", "n_prompts", "n_items", "scored/planned", "engine", "note"]
     if agg is None or agg.empty:
         return pd.DataFrame(columns=cols)
     a = agg[agg.scorer_id == ocr_id] if ocr_id else agg
     rows = []
+    notes = Footnotes()
     te = a[(a.metric == "text_exact") & (a.variant == "lenient")]
-    for b in _backend_order(te["backend"], backends):
+    for b in _backend_order(list(te["backend"]) + list(backends or []), backends):
+        if te[te.backend == b].empty:
+            rows.append({"backend": b, "verdict": "-", "text accuracy": "n/a", "n_prompts": 0, "n_items": 0,
+                         "scored/planned": "-", "note": _note(b, backends) or "no text rows (not OCR-scored, or no "
+                                                                               "prompt has target text)"})
+            continue
         r = te[te.backend == b].iloc[0]
 
         def pct(metric, variant):
@@ -287,18 +439,18 @@ def text_table(agg, backends: dict | None = None, ocr_id: str | None = None):
             return f"{x.iloc[0]['mean']:.0f}%" if len(x) and not _nan(x.iloc[0]["mean"]) else "-"
 
         if r["n_items"] == 0:
-            verdict, acc = "-", _missing_text(r)
+            verdict, acc = "-", _missing_mark(r, notes)
         else:
             verdict = r["label"] or "-"
-            acc = fmt_value(r["mean"], r["ci_low"], r["ci_high"], "%")
+            acc = fmt_value(r["mean"], r["ci_low"], r["ci_high"], "%") + _gap(r)
         ceil = r.get("ceiling")
         rows.append({"backend": b, "verdict": verdict, "text accuracy": acc, "mean": r["mean"], "ci_low": r["ci_low"],
                      "ci_high": r["ci_high"], "strict": pct("text_exact", "strict"),
                      "garbled targets": pct("text_garbled", "lenient"),
                      "ceiling": "-" if _nan(ceil) else fmt_value(ceil, r["ceiling_ci_low"], r["ceiling_ci_high"], "%"),
-                     "n_prompts": int(r["n_prompts"]), "n_items": int(r["n_items"]), "engine": r["model"],
-                     "note": _note(b, backends)})
-    return pd.DataFrame(rows, columns=cols)
+                     "n_prompts": int(r["n_prompts"]), "n_items": int(r["n_items"]),
+                     "scored/planned": r.get("coverage", "-"), "engine": r["model"], "note": _note(b, backends)})
+    return notes.attach(pd.DataFrame(rows, columns=cols))
 
 
 def speed_table(records, backends: dict | None = None):
@@ -363,7 +515,8 @@ def to_markdown(df, columns: Sequence[str] | None = None) -> str:
     rows, cols = display_frame(df, columns)
     out = ["| " + " | ".join(cols) + " |", "| " + " | ".join("---" for _ in cols) + " |"]
     out += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(out) + "\n"
+    notes = df.attrs.get("footnotes") or []
+    return "\n".join(out) + "\n" + ("\n" + "\n".join(f"{n}  " for n in notes) + "\n" if notes else "")
 
 
 def format_compact(df, columns: Sequence[str] | None = None, max_width: int | None = None) -> str:
@@ -375,7 +528,7 @@ def format_compact(df, columns: Sequence[str] | None = None, max_width: int | No
         rows = [[c if len(c) <= max_width else c[: max_width - 3] + "..." for c in r] for r in rows]
     widths = [max(len(str(x)) for x in [c] + [r[i] for r in rows]) for i, c in enumerate(cols)]
     line = lambda r: "  ".join(str(x).ljust(w) for x, w in zip(r, widths)).rstrip()  # noqa: E731
-    return "\n".join([line(cols)] + [line(r) for r in rows])
+    return "\n".join([line(cols)] + [line(r) for r in rows] + list(df.attrs.get("footnotes") or []))
 
 
 def _short(s: Any, n: int) -> str:

@@ -482,18 +482,19 @@ def load_scores(run_dir: str | Path):
     return pd.read_parquet(p)
 
 
-def aggregate(run_or_frame, by: Sequence[str] = ("backend",), *, n_resamples: int | None = None,
-              rng_seed: int | None = None):
+def aggregate(run_or_frame, by: Sequence[str] = ("backend",)):
     """Per group (by + scorer identity + metric + variant): mean over prompts (seeds averaged first)
-    with a 95% percentile-bootstrap CI over prompts, counts, missing reasons, the text-accuracy
-    verdict label and the reference backend's value beside it (`ceiling`). Rates in percent.
+    with a 95% CI over prompts (`evalsuite.metrics.stats`: Wilson-t with effective n for values in [0, 1],
+    Student-t otherwise; `ci_method` names it), counts, missing reasons, the text-accuracy verdict label
+    ("too few prompts (n=N)" below stats.MIN_PROMPTS) and the reference backend's value beside it
+    (`ceiling`). Rates in percent.
 
     Columns: *by, [backend_name when grouped by backend], scorer, model, scorer_id, metric, variant, unit, mean, ci_low, ci_high, n_prompts,
-    n_items, n_missing, missing_reasons, label, ceiling, ceiling_ci_low, ceiling_ci_high, n_resamples, rng_seed.
+    n_items, n_missing, missing_reasons, label, ceiling, ceiling_ci_low, ceiling_ci_high, ci_method.
     """
     import pandas as pd
 
-    from ..metrics.stats import N_RESAMPLES, RNG_SEED, bootstrap_ci
+    from ..metrics.stats import MIN_PROMPTS, mean_ci, rate_ci
     from ..metrics.text import verdict_label
 
     df = run_or_frame if isinstance(run_or_frame, pd.DataFrame) else load_scores(run_or_frame)
@@ -501,11 +502,9 @@ def aggregate(run_or_frame, by: Sequence[str] = ("backend",), *, n_resamples: in
     for c in by:
         if c not in COLUMNS:
             raise EvalsuiteError(f"aggregate: unknown column '{c}' to group by (columns: {', '.join(COLUMNS)})")
-    nr = n_resamples or N_RESAMPLES
-    rs = RNG_SEED if rng_seed is None else rng_seed
     keys = by + ["scorer", "model", "scorer_id", "metric", "variant"]
     out_cols = keys + ["unit", "mean", "ci_low", "ci_high", "n_prompts", "n_items", "n_missing", "missing_reasons",
-                       "label", "ceiling", "ceiling_ci_low", "ceiling_ci_high", "n_resamples", "rng_seed"]
+                       "label", "ceiling", "ceiling_ci_low", "ceiling_ci_high", "ci_method"]
     if df.empty:
         return pd.DataFrame(columns=out_cols)
     rows = []
@@ -513,15 +512,19 @@ def aggregate(run_or_frame, by: Sequence[str] = ("backend",), *, n_resamples: in
         metric = gk[len(by) + 3]
         scale = 100.0 if metric in PERCENT_METRICS else 1.0
         ok = g[g["missing_reason"].isna()]
-        per_prompt = {pid: (sub["value"].to_numpy() * scale) for pid, sub in ok.groupby("prompt_id")}
-        ci = bootstrap_ci(per_prompt, n_resamples=nr, rng_seed=rs)
+        vals = ok["value"].to_numpy(dtype=float)
+        unit_interval = bool(len(vals)) and bool(((vals >= 0) & (vals <= 1)).all()) and (
+            metric in PERCENT_METRICS or metric == "text_similarity")
+        per_prompt = {pid: sub["value"].to_numpy(dtype=float) for pid, sub in ok.groupby("prompt_id")}
+        ci = rate_ci(per_prompt) if unit_interval else mean_ci(per_prompt)
+        method = "wilson-t" if unit_interval else "student-t"
         miss = g[g["missing_reason"].notna()]
         reasons = "; ".join(f"{r} ({n})" for r, n in miss["missing_reason"].value_counts().items())
         rows.append(dict(zip(keys, gk), unit="%" if scale == 100.0 else ("points" if metric == "clip_score" else ""),
-                         mean=ci.mean, ci_low=ci.low, ci_high=ci.high, n_prompts=ci.n, n_items=len(ok),
-                         n_missing=len(miss), missing_reasons=reasons or None, label=None, ceiling=math.nan,
-                         ceiling_ci_low=math.nan, ceiling_ci_high=math.nan, n_resamples=nr, rng_seed=rs))
-    rows += _pooled_rows(df, keys, nr, rs)
+                         mean=ci.mean * scale, ci_low=ci.low * scale, ci_high=ci.high * scale, n_prompts=ci.n,
+                         n_items=len(ok), n_missing=len(miss), missing_reasons=reasons or None, label=None,
+                         ceiling=math.nan, ceiling_ci_low=math.nan, ceiling_ci_high=math.nan, ci_method=method))
+    rows += _pooled_rows(df, keys)
     out = pd.DataFrame(rows, columns=out_cols)
     # verdict labels on text accuracy (lenient)
     idx = {tuple(r[c] for c in keys): i for i, r in out.iterrows()}
@@ -529,7 +532,8 @@ def aggregate(run_or_frame, by: Sequence[str] = ("backend",), *, n_resamples: in
         if r["metric"] == "text_exact" and r["variant"] == "lenient":
             gk = tuple(r[c] for c in keys[:-2]) + ("text_garbled", "lenient")
             garbled = out.loc[idx[gk], "mean"] if gk in idx else None
-            out.at[i, "label"] = verdict_label(r["mean"], r["ci_low"], garbled)
+            out.at[i, "label"] = (too_few_label(r["n_prompts"]) if 0 < r["n_prompts"] < MIN_PROMPTS
+                                  else verdict_label(r["mean"], r["ci_low"], garbled))
     # the reference backend's value beside every backend's (same scorer, metric and other group keys)
     if "backend" in by:
         names = df.drop_duplicates("backend").set_index("backend")["backend_name"]
@@ -548,12 +552,14 @@ def aggregate(run_or_frame, by: Sequence[str] = ("backend",), *, n_resamples: in
     return out
 
 
-def _pooled_rows(df, keys: list[str], n_resamples: int, rng_seed: int) -> list[dict[str, Any]]:
+def _pooled_rows(df, keys: list[str]) -> list[dict[str, Any]]:
     """longtext_word_acc_pooled and oneig_text_score_set per group (set-level figures of the published
-    protocols), with a percentile-bootstrap CI that resamples prompts (all their items move together)."""
+    protocols). CI: the percentile bootstrap that resamples prompts (all their items move together), widened
+    to at least the continuity-corrected Wilson bounds with the number of prompts as the sample size, so it
+    never collapses at small n or at 0 / 1 (docs/scores.md, "Intervals and minimum prompts")."""
     import numpy as np
 
-    from ..metrics.stats import CONFIDENCE
+    from ..metrics.stats import CONFIDENCE, N_RESAMPLES, RNG_SEED, t_quantile, wilson_bounds
     from ..metrics.text_protocols import oneig_text_score
 
     sub = df[df["metric"].isin(POOLED_INPUTS) & df["missing_reason"].isna()]
@@ -582,17 +588,25 @@ def _pooled_rows(df, keys: list[str], n_resamples: int, rng_seed: int) -> list[d
             return pooled, score
 
         full = stats(np.arange(len(m_)))
-        rng = np.random.default_rng(rng_seed)
-        boot = np.array([stats(rng.integers(0, len(m_), len(m_))) for _ in range(n_resamples)], dtype=float)
+        rng = np.random.default_rng(RNG_SEED)
+        boot = np.array([stats(rng.integers(0, len(m_), len(m_))) for _ in range(N_RESAMPLES)], dtype=float)
         alpha = (1 - CONFIDENCE) / 2
         for j, metric in enumerate(("longtext_word_acc_pooled", "oneig_text_score_set")):
             b = boot[:, j][np.isfinite(boot[:, j])]
             lo, hi = (float(np.quantile(b, alpha)), float(np.quantile(b, 1 - alpha))) if b.size else (math.nan, math.nan)
+            if math.isfinite(full[j]):
+                wlo, whi = wilson_bounds(np.clip(full[j], 0.0, 1.0), len(m_), t_quantile(CONFIDENCE, len(m_) - 1))
+                lo, hi = min(lo, float(wlo)), max(hi, float(whi))
             out.append(dict(zip(keys, gk + (metric, "")), unit="", mean=float(full[j]), ci_low=lo, ci_high=hi,
                             n_prompts=len(m_), n_items=int(n_.sum()), n_missing=0, missing_reasons=None, label=None,
                             ceiling=math.nan, ceiling_ci_low=math.nan, ceiling_ci_high=math.nan,
-                            n_resamples=n_resamples, rng_seed=rng_seed))
+                            ci_method="bootstrap+wilson"))
     return out
+
+
+def too_few_label(n: int) -> str:
+    """The label a verdict gets below stats.MIN_PROMPTS prompts, instead of a confident word."""
+    return f"too few prompts (n={int(n)})"
 
 
 def _fmt_ci(mean, low, high, pct=True) -> str:
