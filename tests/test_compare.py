@@ -318,7 +318,7 @@ def test_unscored_candidate_items_make_the_gate_inconclusive(ref_text, tmp_path)
     write_table(cand)
     left = load_scores(cand)
     assert set(left.loc[left.value.notna(), "prompt_id"]) == set(df["prompt_id"]) - set(gone)
-    assert left.loc[left.prompt_id.isin(gone), "missing_reason"].str.startswith("not scored with ocr easyocr").all()
+    assert left.loc[left.prompt_id.isin(gone), "missing_reason"].str.startswith("not scored with ocr rapidocr").all()
     res = compare(ref_text, cand, fidelity_clip=False, margins="text_exact=10",
                   allow_missing="clip_score,prompt_following")
     assert exit_code(res) == 3

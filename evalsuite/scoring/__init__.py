@@ -495,6 +495,7 @@ def aggregate(run_or_frame, by: Sequence[str] = ("backend",)):
     import pandas as pd
 
     from ..metrics.stats import MIN_PROMPTS, mean_ci, rate_ci
+    from ..metrics.text_protocols import UNIT_INTERVAL_METRICS
     from ..metrics.text import verdict_label
 
     df = run_or_frame if isinstance(run_or_frame, pd.DataFrame) else load_scores(run_or_frame)
@@ -514,7 +515,7 @@ def aggregate(run_or_frame, by: Sequence[str] = ("backend",)):
         ok = g[g["missing_reason"].isna()]
         vals = ok["value"].to_numpy(dtype=float)
         unit_interval = bool(len(vals)) and bool(((vals >= 0) & (vals <= 1)).all()) and (
-            metric in PERCENT_METRICS or metric == "text_similarity")
+            metric in PERCENT_METRICS or metric == "text_similarity" or metric in UNIT_INTERVAL_METRICS)
         per_prompt = {pid: sub["value"].to_numpy(dtype=float) for pid, sub in ok.groupby("prompt_id")}
         ci = rate_ci(per_prompt) if unit_interval else mean_ci(per_prompt)
         method = "wilson-t" if unit_interval else "student-t"
