@@ -20,7 +20,7 @@ def _add_run(sub) -> None:
                         "flux-dev,flux-schnell or flux-dev:steps=20,guidance=3.5 or folder:PATH "
                         "(list them with `evalsuite backends`)")
     p.add_argument("--prompts", "-p", default="core",
-                   help="prompt set: a name under prompts/ (`evalsuite prompts list`), a path to a .yaml/.jsonl "
+                   help="prompt set: a shipped set name (`evalsuite prompts list`), a path to a .yaml/.jsonl "
                         "file, or FORMAT:PATH imported on the fly (parti:, drawbench:, geneval:, "
                         "t2i-compbench:, text:, csv:)")
     p.add_argument("--category", action="append", metavar="NAME",

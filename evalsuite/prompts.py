@@ -33,6 +33,8 @@ from .errors import EvalsuiteError
 
 SAFE_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,79}$")
 PROMPT_SUFFIXES = (".yaml", ".yml", ".jsonl")
+# The shipped prompt sets are package data: found the same way from a checkout, an editable or a wheel install.
+SHIPPED_PROMPTS = Path(__file__).resolve().parent / "data" / "prompts"
 
 
 class Prompt(BaseModel):
@@ -98,7 +100,7 @@ def prompt_dirs() -> list[Path]:
     if os.environ.get("EVALSUITE_PROMPTS"):
         dirs += [Path(p) for p in os.environ["EVALSUITE_PROMPTS"].split(os.pathsep) if p]
     dirs.append(Path.cwd() / "prompts")
-    dirs.append(Path(__file__).resolve().parent.parent / "prompts")
+    dirs.append(SHIPPED_PROMPTS)
     seen, out = set(), []
     for d in dirs:
         r = d.resolve()
@@ -205,7 +207,7 @@ def check_prompt_set(ps: PromptSet) -> list[str]:
 
 
 def dump_prompt_set_yaml(name: str, description: str, prompts: list[Prompt]) -> str:
-    """A prompt set as YAML in the layout of prompts/*.yaml (empty fields left out); loads back unchanged."""
+    """A prompt set as YAML in the layout of the shipped sets (empty fields left out); loads back unchanged."""
     import yaml
 
     entries = []
@@ -266,7 +268,7 @@ def load_prompt_set(
     categories: list[str] | None = None,
     limit: int | None = None,
 ) -> PromptSet:
-    """Load a prompt set by name (a file under prompts/), path or FORMAT:PATH (imported on the fly),
+    """Load a prompt set by name (a file in $EVALSUITE_PROMPTS, ./prompts or the shipped sets), path or FORMAT:PATH (imported on the fly),
     then filter by category and limit."""
     from .importers import import_source, split_import_source
 

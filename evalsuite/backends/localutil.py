@@ -140,6 +140,10 @@ def check_repeated(spec, allowed: tuple[str, ...] = ("lora",)) -> None:
 def parse_loras(spec) -> list[dict[str, Any]]:
     """lora=PATH[:scale], repeatable -> [{path, scale, sha256}] (checked now: before anything is written)."""
     values = spec.repeated.get("lora") or ([spec.options["lora"]] if "lora" in spec.options else [])
+    if values:
+        from ..extras import require
+
+        require("peft", f"backend '{spec.raw}': option 'lora'")
     out = []
     for v in values:
         path, scale = v, 1.0

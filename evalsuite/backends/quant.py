@@ -63,7 +63,11 @@ def check_scheme(raw: str, scheme: str, device: str, allowed: tuple[str, ...]) -
             raise BackendError(f"backend '{raw}': @{scheme} needs a GPU of compute capability "
                                f"{'.'.join(map(str, s['min_capability']))} or newer (Ada/Hopper); this one is "
                                f"{cap[0]}.{cap[1]} (use @torchao-int8 or @int8)")
-    if importlib.util.find_spec(s["module"]) is None:
+    from ..extras import PACKAGES, require
+
+    if s["module"] in PACKAGES:
+        require(s["module"], f"backend '{raw}': @{scheme}")
+    elif importlib.util.find_spec(s["module"]) is None:
         raise BackendError(f"backend '{raw}': @{scheme} needs the package {s['library']}: pip install {s['library']}")
 
 
