@@ -19,7 +19,6 @@ $(STAMP): pyproject.toml
 
 demo: setup
 	HF_HUB_OFFLINE=1 $(PY) -m evalsuite run --backends flux-tiny,reference --prompts smoke --run-dir results/demo
-	@echo "report: results/demo/report/report.html (tables: results/demo/report/tables.md, charts: results/demo/report/charts/)"
 
 # The HTML-report test drives headless Chromium (Debian packages chromium, chromium-driver).
 test: setup

@@ -70,7 +70,10 @@ def _add_score_options(p) -> None:
 
 
 def _cmd_run(args) -> int:
+    from .cliconfig import rank_log
     from .runner import run
+
+    quiet_rank = rank_log(getattr(args, "verbose", False)) is not None
 
     result = run(
         args.backends, args.prompts, seeds=args.seeds, num_seeds=args.num_seeds, categories=args.category,
@@ -82,10 +85,13 @@ def _cmd_run(args) -> int:
         scorers=args.scorers, ocr=args.ocr, clip_model=args.clip_model, report=not args.no_report,
         overlap={"auto": None, "on": True, "off": False}[args.overlap],
         **({"config": args.run_config} if getattr(args, "run_config", None) else {}),
+        **({"log": rank_log(False)} if quiet_rank else {}),
     )
+    if quiet_rank:   # rank 0 prints the totals, the scores and the report
+        return 0
     print(result.summary())
     if result.scores is not None:
-        print(result.scores.summary())
+        print(result.scores.summary(reasons=False))
         print(result.scores.text())
     if getattr(result, "report", None) is not None:
         print(result.report.summary())
@@ -141,7 +147,7 @@ def _cmd_score(args) -> int:
 
     result = score_run(args.run_dir, args.scorers, ocr=args.ocr, clip_model=args.clip_model,
                        clip_batch_size=args.clip_batch_size, progress=not args.no_progress)
-    print(result.summary())
+    print(result.summary(reasons=False))
     print(result.text())
     return 0
 
@@ -368,22 +374,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _quiet_third_party() -> None:
-    """Hide deprecation chatter of dependencies (torch/torchao/easyocr on CPU) that says nothing about the run."""
-    import logging
-    import warnings
+    """Hide known chatter of dependencies (torch/torchao/diffusers/easyocr on CPU), each by its exact message
+    (evalsuite.quiet); `-v` shows it."""
+    from .quiet import install
 
-    logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", message=r".*pin_memory.*no accelerator is found.*")
-    warnings.filterwarnings("ignore", message=r"torch\.quantize_per_tensor.*deprecated.*")
+    install()
 
 
 def main(argv: list[str] | None = None) -> int:
     from .cliconfig import apply_run_config, closed_pipe, merge_appends, polish_help
 
-    _quiet_third_party()
     parser = build_parser()
     polish_help(parser)
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    if not ({"-v", "--verbose"} & set(argv)):
+        _quiet_third_party()
     try:
         run_config = apply_run_config(parser, argv)
     except EvalsuiteError as e:

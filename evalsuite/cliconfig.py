@@ -55,20 +55,34 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return text + " (default: %(default)s)"
 
 
-def polish_help(parser: argparse.ArgumentParser) -> None:
-    """One default per option, examples under each command (nested ones too)."""
+def polish_help(parser: argparse.ArgumentParser, top: bool = True) -> None:
+    """One default per option, examples under each command (nested ones too), `-v/--verbose` on each."""
     parser.formatter_class = HelpFormatter
+    if not top and not any("--verbose" in a.option_strings for a in parser._actions):
+        parser.add_argument("-v", "--verbose", action="store_true",
+                            help="show more: third-party library messages, every rank's messages under torchrun")
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for name, sub in action.choices.items():
                 if name in EXAMPLES and not sub.epilog:
                     sub.epilog = EXAMPLES[name]
-                polish_help(sub)
+                polish_help(sub, top=False)
+
+
+def rank_log(verbose: bool):
+    """Under torchrun / accelerate launch our messages come from rank 0 only (all ranks with -v): a log
+    function that drops them on the other ranks, or None (the default: print to stderr)."""
+    from .distributed import env_world
+
+    rank, _, world = env_world()
+    if world > 1 and rank > 0 and not verbose:
+        return lambda msg: None
+    return None
 
 
 # ---- run --config FILE ----
 
-NOT_IN_CONFIG = {"help", "config", "handler"}
+NOT_IN_CONFIG = {"help", "config", "handler", "verbose"}
 
 
 def _run_actions(run_parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:

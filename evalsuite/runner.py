@@ -327,11 +327,6 @@ def _run(backends, prompts, *, seeds, num_seeds, categories, limit, size, run_di
             mine = {e.record for e, *_ in distributed.shard(rows, dist.rank, dist.world_size)}
             todos[label] = [row for row in todos[label] if row[0].record in mine]
 
-    env = environment()
-    env["peak_rss_method"] = rss_method()
-    if dist.active:
-        env["distributed"] = {"world_size": dist.world_size, "backend": dist.backend,
-                              "sharding": "plan entry i of each backend -> rank i % world_size"}
     stamp = now()
     backend_infos = dict(old_info.backends) if old_info else {}
     for b in objs:
@@ -346,17 +341,32 @@ def _run(backends, prompts, *, seeds, num_seeds, categories, limit, size, run_di
         if prev is not None and prev.key == b.key() and backend_infos[b.label].config.get("weight_memory") is None \
                 and prev.config.get("weight_memory") is not None:
             backend_infos[b.label].config["weight_memory"] = prev.config["weight_memory"]
+    prompt_info = {"name": prompt_set.name, "source": prompt_set.source, "sha256": prompt_set.sha256,
+                   "count": len(prompt_set.prompts), "categories": categories, "limit": limit}
+    # A rerun with nothing to do and nothing changed rewrites nothing (and measures no environment).
+    unchanged = (old_info is not None and not dist.active and not any(todos.values())
+                 and old_info.evalsuite_version == __version__ and old_info.prompt_set == prompt_info
+                 and old_info.seeds == seed_list and old_info.size == (list(size) if size else None)
+                 and all(k in old_info.backends and _same(old_info.backends[k], v) for k, v in backend_infos.items())
+                 and old_plan == kept + new_entries and old_prompts == merged_prompts)
+    env = old_info.environment if unchanged else environment()
+    if not unchanged:
+        env["peak_rss_method"] = rss_method()
+    if dist.active:
+        env["distributed"] = {"world_size": dist.world_size, "backend": dist.backend,
+                              "sharding": "plan entry i of each backend -> rank i % world_size"}
     info = RunInfo(
         evalsuite_version=__version__, created=old_info.created if old_info else stamp, updated=stamp,
-        prompt_set={"name": prompt_set.name, "source": prompt_set.source, "sha256": prompt_set.sha256,
-                    "count": len(prompt_set.prompts), "categories": categories, "limit": limit},
+        prompt_set=prompt_info,
         seeds=seed_list, size=list(size) if size else None, backends=backend_infos, environment=env,
         invocations=(old_info.invocations if old_info else []) + [
             {"time": stamp, "argv": argv, "backends": specs, "seeds": seed_list,
              **({"config": config} if config else {})}],
     )
+    if unchanged:
+        info = old_info
     dist.barrier()     # every rank has read the folder's old state before rank 0 changes it
-    if dist.is_main:   # rank 0 writes the run files; the other ranks start once they exist (barrier)
+    if dist.is_main and not unchanged:   # rank 0 writes the run files; the other ranks start once they exist
         run_dir.mkdir(parents=True, exist_ok=True)
         removed = remove_partial_files(run_dir)
         if removed:
@@ -479,8 +489,15 @@ def _run(backends, prompts, *, seeds, num_seeds, categories, limit, size, run_di
         if report:  # tables, charts and report.html in RUN_DIR/report (evalsuite.report; only after scoring)
             from .report import write_report
 
-            result.report = write_report([run_dir], progress=progress, log=log)
+            result.report = write_report([run_dir], progress=progress, log=log, reuse=True)
     return result
+
+
+def _same(a, b) -> bool:
+    """Two pydantic records equal as they would be stored (JSON: tuples and lists alike)."""
+    import json
+
+    return json.dumps(a.model_dump(mode="json"), sort_keys=True) == json.dumps(b.model_dump(mode="json"), sort_keys=True)
 
 
 def _todo(plan: "_Plan", run_dir: Path, retry_failed: bool, retry_filtered: bool):
