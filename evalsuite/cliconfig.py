@@ -49,8 +49,8 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         text = action.help or ""
         if action.required and "(required" not in text:
             text += " (required)"
-        if "default" in text or action.default in (None, False, argparse.SUPPRESS) or \
-                action.option_strings == [] or isinstance(action.default, list):
+        if "default" in text or action.default is None or action.default is False or \
+                action.default == argparse.SUPPRESS or action.option_strings == [] or isinstance(action.default, list):
             return text
         return text + " (default: %(default)s)"
 

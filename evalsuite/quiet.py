@@ -19,6 +19,10 @@ KNOWN_LOG_MESSAGES: list[tuple[str | None, str]] = [
      r"Unable to import `torchao` Tensor objects\. This may affect loading checkpoints serialized with `torchao`"),
     # torch, when CUDA_HOME exists but no CUDA runtime does (CPU machines with a CUDA toolkit folder)
     ("torch.utils.cpp_extension", r"No CUDA runtime is found, using CUDA_HOME='[^']*'"),
+    # torch, when a library (torchao) registers an Enum subclass as a pytree constant
+    ("torch.utils._pytree", r"<enum '[^']*'> is an Enum subclass and is now natively supported by torch\.compile as "
+                            r"an opaque value type\. Calling register_constant\(\) on Enum subclasses is deprecated "
+                            r"and will be an error in a future release\."),
     # bitsandbytes on CPU, when the kernels-community CPU kernel cannot be fetched (offline)
     (None, r"Failed to load CPU gemm_4bit_forward from kernels-community: .*"),
 ]
@@ -26,11 +30,10 @@ KNOWN_LOG_MESSAGES: list[tuple[str | None, str]] = [
 KNOWN_WARNINGS: list[str] = [
     # torch's DataLoader inside EasyOCR on a machine without an accelerator
     r"'pin_memory' argument is set as true but no accelerator is found, then device pinned memory won't be used\.",
-    # optimum-quanto / torchao calling torch.quantize_per_tensor (deprecated in torch)
-    r"torch\.quantize_per_tensor is deprecated.*",
-    # transformers / diffusers registering pytree nodes with the old torch API
-    r"torch\.utils\._pytree\._register_pytree_node is deprecated\. Please use torch\.utils\._pytree\.register_pytree_node instead\.",
-    r"`to_str_fn` and `maybe_from_str_fn` is deprecated\. Please use `to_dumpable_context` and `from_dumpable_context` instead\.",
+    # optimum-quanto / torchao creating quantized tensors (torch deprecates these functions)
+    r"torch\.quantize_per_tensor, torch\.quantize_per_channel and other quantized tensor creation functions that "
+    r"produce tensors with dtype torch\.quint8, torch\.qint8, and torch\.qint32 are deprecated and will be removed in "
+    r"a future PyTorch release\. Please see https://github\.com/pytorch/pytorch/issues/\d+ for more information\.",
 ]
 
 

@@ -45,7 +45,8 @@ def test_bar_chart_300_dpi_png_beside_svg_and_a_visible_zero_bar(tmp_path):
         assert im.width >= 1000                                  # was 433 px at 110 dpi
         # the zero backend's colour is drawn (its mean marker at 0), in the left half of the chart
         assert _has_colour(im, _rgb(colours["zero"]), (0, 0, im.width // 2, im.height))
-    assert "0% [0, 0]" in svg.read_text()                        # the zero-width interval is spelled out
+    text = svg.read_text()
+    assert ">0%<" in text and ">[0, 0]<" in text and ">[100, 100]<" in text   # zero-width intervals spelled out
 
 
 def test_palette_is_okabe_ito_with_distinct_markers_and_no_orange_next_to_vermillion():
@@ -175,3 +176,16 @@ def test_cli_hides_the_torchao_import_line_unless_verbose():
     assert quiet.returncode == 0 and loud.returncode == 0, quiet.stderr + loud.stderr
     assert "Unable to import `torchao` Tensor objects" in loud.stderr     # the chatter is real here ...
     assert "Unable to import `torchao` Tensor objects" not in quiet.stderr  # ... and filtered by default
+
+
+def test_default_clip_model_fast_path_is_what_open_clip_validation_gives():
+    import open_clip
+
+    from evalsuite.scoring.clip import DEFAULT_CLIP_MODEL, parse_clip_model
+
+    spec = parse_clip_model(None)
+    name, tag = DEFAULT_CLIP_MODEL.split(":")
+    assert name in open_clip.list_models() and tag in open_clip.list_pretrained_tags_by_model(name)
+    assert (spec.name, spec.pretrained, spec.checkpoint, spec.config, spec.identity) == (name, tag, None, None,
+                                                                                          DEFAULT_CLIP_MODEL)
+    assert parse_clip_model(DEFAULT_CLIP_MODEL) == spec

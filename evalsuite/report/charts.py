@@ -98,9 +98,12 @@ def bar_chart(agg, metric: str, variant: str, title: str, out_dir: Path, *, colo
         ax.errorbar([x], [r["mean"]], yerr=err, fmt=_marker(b, colours), color="#222222", markerfacecolor=colour,
                     markeredgecolor="#222222", markersize=7, capsize=7, elinewidth=1.3, capthick=1.3, zorder=3)
         fmt = f"{r['mean']:.0f}%" if r["unit"] == "%" else f"{r['mean']:.2f}"
-        if r["ci_high"] - r["ci_low"] == 0:
-            fmt += f" [{r['ci_low']:.0f}, {r['ci_high']:.0f}]" if r["unit"] == "%" else " (CI width 0)"
-        ax.text(x, r["ci_high"] + (2.5 if r["unit"] == "%" else 0), fmt, ha="center", va="bottom", fontsize=9)
+        y = r["ci_high"] + (2.5 if r["unit"] == "%" else 0)
+        ax.text(x, y, fmt, ha="center", va="bottom", fontsize=9)
+        if r["ci_high"] - r["ci_low"] == 0:   # a zero-width interval, spelled out beside the value
+            ci = f"[{r['ci_low']:.0f}, {r['ci_high']:.0f}]" if r["unit"] == "%" else "CI width 0"
+            ax.annotate(ci, (x, y), xytext=(0, 11), textcoords="offset points", ha="center", va="bottom",
+                        fontsize=7.5, color="#444444")
     ax.set_xticks(xs, [_label(b, noise) for b in backends], fontsize=9)
     ax.set_title(title + "\n(mean over prompts, 95% bootstrap CI)", fontsize=10)
     unit = a["unit"].iloc[0] if len(a) else ""
