@@ -2,7 +2,6 @@
 visible zero bars and [0, 0] intervals, no empty panels), the compare page's verdict table, the no-op
 rerun's up-to-date checks and the quiet filter of known third-party chatter."""
 
-import json
 import logging
 import os
 import shutil
