@@ -14,12 +14,11 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH_SPEC)
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[all,test]'
 	touch $(STAMP)
 
 demo: setup
 	HF_HUB_OFFLINE=1 $(PY) -m evalsuite run --backends flux-tiny,reference --prompts smoke --run-dir results/demo
-	@echo "report: results/demo/report/report.html (tables: results/demo/report/tables.md, charts: results/demo/report/charts/)"
 
 # The HTML-report test drives headless Chromium (Debian packages chromium, chromium-driver).
 test: setup

@@ -15,12 +15,15 @@ def _add_run(sub) -> None:
                     "Rerunning the same command generates only what is missing.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    p.add_argument("--config", metavar="FILE",
+                   help="a .yaml or .toml file of run options (keys as the flags, e.g. backends, prompts, num-seeds); "
+                        "recorded in run.json; flags given here override it")
     p.add_argument("--backends", "-b", action="append", required=True, metavar="SPEC[,SPEC...]",
                    help="backend specs NAME[@QUANT][:key=value,...], comma-separated or repeated, e.g. "
                         "flux-dev,flux-schnell or flux-dev:steps=20,guidance=3.5 or folder:PATH "
                         "(list them with `evalsuite backends`)")
     p.add_argument("--prompts", "-p", default="core",
-                   help="prompt set: a name under prompts/ (`evalsuite prompts list`), a path to a .yaml/.jsonl "
+                   help="prompt set: a shipped set name (`evalsuite prompts list`), a path to a .yaml/.jsonl "
                         "file, or FORMAT:PATH imported on the fly (parti:, drawbench:, geneval:, "
                         "t2i-compbench:, text:, csv:)")
     p.add_argument("--category", action="append", metavar="NAME",
@@ -29,7 +32,8 @@ def _add_run(sub) -> None:
     p.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2 (default 0,1; use 4+ for publishable numbers)")
     p.add_argument("--num-seeds", type=int, help="use seeds 0..N-1")
     p.add_argument("--size", help="WIDTHxHEIGHT for every backend (default: each backend's own default)")
-    p.add_argument("--run-dir", "-o", help="run folder (default: results/<prompt-set name>)")
+    p.add_argument("--run-dir", "--out", "-o", dest="run_dir",
+                   help="run folder, where this command writes (default: results/<prompt-set name>)")
     p.add_argument("--retry-failed", action="store_true", help="generate items that failed before again")
     p.add_argument("--retry-filtered", action="store_true",
                    help="generate items a service's safety filter refused before again")
@@ -66,7 +70,10 @@ def _add_score_options(p) -> None:
 
 
 def _cmd_run(args) -> int:
+    from .cliconfig import rank_log
     from .runner import run
+
+    quiet_rank = rank_log(getattr(args, "verbose", False)) is not None
 
     result = run(
         args.backends, args.prompts, seeds=args.seeds, num_seeds=args.num_seeds, categories=args.category,
@@ -77,10 +84,14 @@ def _cmd_run(args) -> int:
         max_calls_without_confirm=args.max_calls_without_confirm, score=not args.no_score,
         scorers=args.scorers, ocr=args.ocr, clip_model=args.clip_model, report=not args.no_report,
         overlap={"auto": None, "on": True, "off": False}[args.overlap],
+        **({"config": args.run_config} if getattr(args, "run_config", None) else {}),
+        **({"log": rank_log(False)} if quiet_rank else {}),
     )
+    if quiet_rank:   # rank 0 prints the totals, the scores and the report
+        return 0
     print(result.summary())
     if result.scores is not None:
-        print(result.scores.summary())
+        print(result.scores.summary(reasons=False))
         print(result.scores.text())
     if getattr(result, "report", None) is not None:
         print(result.report.summary())
@@ -136,7 +147,7 @@ def _cmd_score(args) -> int:
 
     result = score_run(args.run_dir, args.scorers, ocr=args.ocr, clip_model=args.clip_model,
                        clip_batch_size=args.clip_batch_size, progress=not args.no_progress)
-    print(result.summary())
+    print(result.summary(reasons=False))
     print(result.text())
     return 0
 
@@ -226,14 +237,15 @@ def _cmd_prompts_show(args) -> int:
 
 
 def _cmd_prompts_validate(args) -> int:
-    from .prompts import validate_source
+    from .prompts import validate_all
 
     failed = 0
     for src in args.paths:
-        try:
-            ps, warnings = validate_source(src)
-        except EvalsuiteError as e:
-            print(f"error: {e}", file=sys.stderr)
+        ps, errors, warnings = validate_all(src)
+        if errors:
+            for e in errors:
+                print(f"error: {e}", file=sys.stderr)
+            print(f"failed: {src}: {len(errors)} error(s)", file=sys.stderr)
             failed += 1
             continue
         for w in warnings:
@@ -402,21 +414,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _quiet_third_party() -> None:
-    """Hide deprecation chatter of dependencies (torch/torchao/easyocr on CPU) that says nothing about the run."""
-    import logging
-    import warnings
+    """Hide known chatter of dependencies (torch/torchao/diffusers/easyocr on CPU), each by its exact message
+    (evalsuite.quiet); `-v` shows it."""
+    from .quiet import install
 
-    logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", message=r".*pin_memory.*no accelerator is found.*")
-    warnings.filterwarnings("ignore", message=r"torch\.quantize_per_tensor.*deprecated.*")
+    install()
 
 
 def main(argv: list[str] | None = None) -> int:
-    _quiet_third_party()
+    from .cliconfig import apply_run_config, closed_pipe, merge_appends, polish_help
+
     parser = build_parser()
+    polish_help(parser)
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    if not ({"-v", "--verbose"} & set(argv)):
+        _quiet_third_party()
+    try:
+        run_config = apply_run_config(parser, argv)
+    except EvalsuiteError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
     args = parser.parse_args(argv)
+    merge_appends(args, run_config)
+    args.run_config = run_config
     try:
         return args.handler(args)
+    except BrokenPipeError:
+        return closed_pipe()
     except EvalsuiteError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code

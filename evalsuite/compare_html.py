@@ -10,8 +10,11 @@ from typing import Any, Mapping
 
 CSS = """
 body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:1100px}
-pre{background:#f6f6f6;padding:.8em;overflow-x:auto;font-size:12px}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top;font-size:13px}
+th{background:#f2f2f2;text-align:left} .verdict td:first-child{white-space:nowrap}
+.verdict td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+.verdict h2{font-size:1.15em;margin:1.2em 0 .3em;border-bottom:2px solid #0072B2}
+.verdict p{margin:.3em 0;font-size:13px;overflow-wrap:anywhere}
 img{image-rendering:pixelated;border:1px solid #999}
 .fail{color:#b22222;font-weight:bold}.pass{color:#2a7d2a;font-weight:bold}.inconclusive{color:#a06b00;font-weight:bold}
 .note{color:#666;font-size:12px}
@@ -31,6 +34,56 @@ def _fmt(x, nd=2) -> str:
         return _esc(x)
 
 
+def _decision_class(cell: str) -> str:
+    low = cell.lower()
+    for d in ("fail", "pass", "inconclusive"):
+        if low.startswith(d):
+            return d
+    return ""
+
+
+def _cell(c: str) -> str:
+    c = c.strip()
+    num = c[:1] in "+-0123456789[" and any(ch.isdigit() for ch in c) and " " not in c.replace(", ", ",")
+    cls = _decision_class(c) or ("num" if num else "")
+    return f"<td class='{cls}'>{_esc(c)}</td>" if cls else f"<td>{_esc(c)}</td>"
+
+
+def verdict_html(markdown: str) -> str:
+    """The verdict (compare.md's Markdown) as HTML: its tables as tables, headings as headings, each other
+    line a paragraph; nothing is clipped (cells wrap, the page scrolls)."""
+    out, table = ["<div class='verdict'>"], []
+
+    def flush():
+        if not table:
+            return
+        header, *rows = table
+        out.append("<table><tr>" + "".join(f"<th>{_esc(h.strip())}</th>" for h in header) + "</tr>"
+                   + "".join("<tr>" + "".join(_cell(c) for c in r) + "</tr>" for r in rows) + "</table>")
+        table.clear()
+
+    for line in markdown.splitlines():
+        s = line.strip()
+        if s.startswith("|") and s.endswith("|"):
+            if set(s) <= set("|-: "):
+                continue   # the separator row
+            table.append(s[1:-1].split(" | "))
+            continue
+        flush()
+        if not s or s.startswith("# ") or (s.startswith("baseline `") and len(out) == 1):
+            continue   # the page has its own title and run line
+        if s.startswith("## "):
+            out.append(f"<h2>{_esc(s[3:])}</h2>")
+        elif s.startswith("**") and s.endswith("**"):
+            body = s[2:-2]
+            out.append(f"<p><b class='{_decision_class(body.removeprefix('verdict: '))}'>{_esc(body)}</b></p>")
+        else:
+            out.append(f"<p>{_esc(s.replace('`', ''))}</p>")
+    flush()
+    out.append("</div>")
+    return "\n".join(out)
+
+
 def regressed_html(result: Mapping[str, Any], chart_png: bytes | None = None) -> str:
     from .compare import format_verdict, thumbnail_data_uri
 
@@ -40,7 +93,7 @@ def regressed_html(result: Mapping[str, Any], chart_png: bytes | None = None) ->
              f"<h1>Paired comparison: <span class='{_esc(v['decision'])}'>{_esc(v['decision'].upper())}</span></h1>",
              f"<p>baseline <code>{_esc(result['baseline']['run'])}</code> &rarr; candidate "
              f"<code>{_esc(result['candidate']['run'])}</code><br>{_esc(v['reason'])}</p>",
-             f"<pre>{_esc(format_verdict(result))}</pre>"]
+             verdict_html(format_verdict(result, md=True))]
     if chart_png:
         parts.append(f"<img alt='paired deltas' style='image-rendering:auto;border:0' "
                      f"src='data:image/png;base64,{base64.b64encode(chart_png).decode()}'>")

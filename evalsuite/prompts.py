@@ -33,6 +33,8 @@ from .errors import EvalsuiteError
 
 SAFE_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,79}$")
 PROMPT_SUFFIXES = (".yaml", ".yml", ".jsonl")
+# The shipped prompt sets are package data: found the same way from a checkout, an editable or a wheel install.
+SHIPPED_PROMPTS = Path(__file__).resolve().parent / "data" / "prompts"
 
 
 class Prompt(BaseModel):
@@ -98,7 +100,7 @@ def prompt_dirs() -> list[Path]:
     if os.environ.get("EVALSUITE_PROMPTS"):
         dirs += [Path(p) for p in os.environ["EVALSUITE_PROMPTS"].split(os.pathsep) if p]
     dirs.append(Path.cwd() / "prompts")
-    dirs.append(Path(__file__).resolve().parent.parent / "prompts")
+    dirs.append(SHIPPED_PROMPTS)
     seen, out = set(), []
     for d in dirs:
         r = d.resolve()
@@ -135,37 +137,51 @@ def resolve_prompt_source(name_or_path: str) -> Path:
     raise EvalsuiteError(f"unknown prompt set '{name_or_path}'{hint}")
 
 
-def _entry_error(path: Path, index: int, entry: Any, err: ValidationError) -> EvalsuiteError:
-    first = err.errors()[0]
-    field = ".".join(str(x) for x in first["loc"]) or "entry"
+def _entry_errors(path: Path, index: int, entry: Any, err: ValidationError) -> list[str]:
+    """One line per problem of an entry (pydantic's own wording, such as 'Value error,', left out)."""
     ident = entry.get("id") if isinstance(entry, dict) else None
-    where = f"entry {index + 1}" + (f" (id {ident!r})" if ident else "")
-    msg = first["msg"]
-    if first["type"] == "missing":
-        msg = "is required"
-    elif first["type"] == "extra_forbidden":
-        msg = "is not a known field (id, prompt, category, target_text, negatives, tags)"
-    return EvalsuiteError(f"{path}: {where}: field '{field}' {msg}")
+    where = f"entry {index + 1}" + (f" (id {ident!r})" if isinstance(ident, str) and ident else "")
+    out = []
+    for e in err.errors():
+        field = ".".join(str(x) for x in e["loc"]) or "entry"
+        msg = e["msg"]
+        if e["type"] == "missing":
+            msg = "is required"
+        elif e["type"] == "extra_forbidden":
+            msg = "is not a known field (id, prompt, category, target_text, negatives, tags)"
+        elif e["type"] == "value_error":
+            msg = str(e.get("ctx", {}).get("error", msg.removeprefix("Value error, ")))
+        else:
+            msg = msg[:1].lower() + msg[1:]
+        out.append(f"{path}: {where}: field '{field}' {msg}")
+    return out
 
 
-def parse_entries(path: Path, entries: list[Any]) -> list[Prompt]:
-    """Validate raw entries; every error names the file, the entry and the field."""
+def parse_entries(path: Path, entries: list[Any], errors: list[str] | None = None) -> list[Prompt]:
+    """Validate raw entries; every error names the file, the entry and the field. Without `errors` the
+    first error is raised; with a list, every error of every entry is appended to it (one pass)."""
     prompts: list[Prompt] = []
     seen: dict[str, int] = {}
+    found: list[str] = []
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict):
-            raise EvalsuiteError(f"{path}: entry {i + 1}: expected a mapping with 'id' and 'prompt'")
-        try:
-            p = Prompt.model_validate(entry)
-        except ValidationError as e:
-            raise _entry_error(path, i, entry, e) from None
-        _check_negatives(path, i, p)
-        if p.id in seen:
-            raise EvalsuiteError(
-                f"{path}: entry {i + 1}: field 'id' {p.id!r} duplicates entry {seen[p.id] + 1}"
-            )
-        seen[p.id] = i
-        prompts.append(p)
+            found.append(f"{path}: entry {i + 1}: expected a mapping with 'id' and 'prompt'")
+        else:
+            try:
+                p = Prompt.model_validate(entry)
+            except ValidationError as e:
+                found += _entry_errors(path, i, entry, e)
+            else:
+                found += _negative_errors(path, i, p)
+                if p.id in seen:
+                    found.append(f"{path}: entry {i + 1}: field 'id' {p.id!r} duplicates entry {seen[p.id] + 1}")
+                else:
+                    seen[p.id] = i
+                prompts.append(p)
+        if found and errors is None:
+            raise EvalsuiteError(found[0])
+    if errors is not None:
+        errors += found
     return prompts
 
 
@@ -174,17 +190,20 @@ def _loose(text: str) -> str:
     return " ".join(text.split()).lower()
 
 
-def _check_negatives(path: Path | str, index: int, p: Prompt) -> None:
+def _negative_errors(path: Path | str, index: int, p: Prompt) -> list[str]:
     where = f"{path}: entry {index + 1} (id {p.id!r})"
     seen: dict[str, int] = {}
+    out = []
     for j, neg in enumerate(p.negatives):
         key = _loose(neg)
         if key == _loose(p.prompt):
-            raise EvalsuiteError(f"{where}: field 'negatives' item {j + 1} is the same as the prompt; "
-                                 "a negative must change one thing")
-        if key in seen:
-            raise EvalsuiteError(f"{where}: field 'negatives' item {j + 1} repeats item {seen[key] + 1}")
-        seen[key] = j
+            out.append(f"{where}: field 'negatives' item {j + 1} is the same as the prompt; "
+                       "a negative must change one thing")
+        elif key in seen:
+            out.append(f"{where}: field 'negatives' item {j + 1} repeats item {seen[key] + 1}")
+        else:
+            seen[key] = j
+    return out
 
 
 def check_prompt_set(ps: PromptSet) -> list[str]:
@@ -205,7 +224,7 @@ def check_prompt_set(ps: PromptSet) -> list[str]:
 
 
 def dump_prompt_set_yaml(name: str, description: str, prompts: list[Prompt]) -> str:
-    """A prompt set as YAML in the layout of prompts/*.yaml (empty fields left out); loads back unchanged."""
+    """A prompt set as YAML in the layout of the shipped sets (empty fields left out); loads back unchanged."""
     import yaml
 
     entries = []
@@ -266,7 +285,7 @@ def load_prompt_set(
     categories: list[str] | None = None,
     limit: int | None = None,
 ) -> PromptSet:
-    """Load a prompt set by name (a file under prompts/), path or FORMAT:PATH (imported on the fly),
+    """Load a prompt set by name (a file in $EVALSUITE_PROMPTS, ./prompts or the shipped sets), path or FORMAT:PATH (imported on the fly),
     then filter by category and limit."""
     from .importers import import_source, split_import_source
 
@@ -305,6 +324,33 @@ def validate_source(source: str) -> tuple[PromptSet, list[str]]:
     """Load a file, set name or FORMAT:PATH with every check; returns the set and its warnings."""
     ps = load_prompt_set(source)
     return ps, check_prompt_set(ps)
+
+
+def validate_all(source: str) -> tuple[PromptSet | None, list[str], list[str]]:
+    """(set or None, every error, warnings) of a file, set name or FORMAT:PATH, in one pass: all entries
+    are checked, so one run of `prompts validate` lists every mistake of a file."""
+    from .importers import split_import_source
+
+    if split_import_source(source):
+        try:
+            ps, warnings = validate_source(source)
+        except EvalsuiteError as e:
+            return None, [str(e)], []
+        return ps, [], warnings
+    try:
+        path = resolve_prompt_source(source)
+        entries, meta = _read_entries(path)
+    except EvalsuiteError as e:
+        return None, [str(e)], []
+    errors: list[str] = []
+    prompts = parse_entries(path, entries, errors)
+    if not entries:
+        errors.append(f"{path}: no prompts")
+    if errors:
+        return None, errors, []
+    ps = PromptSet(name=str(meta.get("name") or path.stem), source=str(path),
+                   description=str(meta.get("description") or ""), prompts=prompts)
+    return ps, [], check_prompt_set(ps)
 
 
 def format_prompt(p: Prompt) -> str:

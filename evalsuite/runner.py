@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
 import sys
@@ -13,10 +14,10 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from . import __version__
-from .backends import REGISTRY, GenRequest, GenResult, make_backend, parse_size
+from .backends import REGISTRY, GenRequest, GenResult, make_backend, parse_size, planning
 from .backends.remote import Budget
 from .envinfo import environment
-from .errors import EvalsuiteError
+from .errors import BackendError, EvalsuiteError
 from .prompts import Prompt, PromptSet, load_prompt_set
 from .runfolder import (BackendInfo, ItemRecord, PlanEntry, RunInfo, atomic_write_bytes, atomic_write_json,
                         item_key, item_paths, read_jsonl, remove_partial_files, write_jsonl)
@@ -104,6 +105,7 @@ class RunResult:
     report: Any = None                                            # evalsuite.report.Report when one was written
     scored_while_generating: int = 0  # scorer x item pairs the overlapped worker scored during generation
     rank: int | None = None          # under torchrun: this process's rank (counts of rank > 0: its share only)
+    missing: list[str] = field(default_factory=list)  # dry run: what is missing here to run for real
 
     def total(self, what: str) -> int:
         return sum(getattr(c, what) for c in self.backends.values())
@@ -116,7 +118,8 @@ class RunResult:
     def _summary(self) -> str:
         g, r, f, x = (self.total(k) for k in ("generated", "reused", "failed", "filtered"))
         if self.dry_run:
-            return f"dry run: {sum(self.todo.values())} item(s) to generate, {r} already done; nothing written"
+            return (f"dry run: {sum(self.todo.values())} item(s) to generate, {r} already done; nothing written"
+                    + (f"; {len(self.missing)} thing(s) missing to run for real (listed above)" if self.missing else ""))
         n = self.total("not_attempted")
         if n:
             return (f"generated {g}, reused {r}, failed {f}, filtered {x}, not attempted {n} "
@@ -209,6 +212,7 @@ def run(
     clip_model: str | None = None,
     report: bool = True,
     overlap: bool | None = None,
+    config: dict[str, Any] | None = None,
 ) -> RunResult:
     """Generate every prompt x seed with each backend into `run_dir`; resume where a run stopped.
 
@@ -225,7 +229,8 @@ def run(
     Under torchrun / accelerate launch (WORLD_SIZE > 1) the items are sharded over the processes and
     rank 0 writes the run files and scores once (evalsuite.distributed).
     With report=True (default) the report (tables, charts, report.html in RUN_DIR/report) is written
-    after scoring into result.report.
+    after scoring into result.report. `config` ({path, options} of `run --config FILE`) is recorded with
+    the invocation in run.json.
     """
     log = log or (lambda msg: print(msg, file=sys.stderr))
     from . import distributed
@@ -237,14 +242,14 @@ def run(
                     concurrency=concurrency, yes=yes, dry_run=dry_run, max_cost=max_cost, rate_limit=rate_limit,
                     max_calls_without_confirm=max_calls_without_confirm, progress=progress, argv=argv, log=log,
                     score=score, scorers=scorers, ocr=ocr, clip_model=clip_model, report=report, overlap=overlap,
-                    dist=dist)
+                    dist=dist, config=config)
     finally:
         dist.close()
 
 
 def _run(backends, prompts, *, seeds, num_seeds, categories, limit, size, run_dir, retry_failed, retry_filtered,
          concurrency, yes, dry_run, max_cost, rate_limit, max_calls_without_confirm, progress, argv, log, score,
-         scorers, ocr, clip_model, report, overlap, dist) -> RunResult:
+         scorers, ocr, clip_model, report, overlap, dist, config=None) -> RunResult:
     from . import distributed
     from .timing import rss_method
 
@@ -258,7 +263,9 @@ def _run(backends, prompts, *, seeds, num_seeds, categories, limit, size, run_di
     if isinstance(size, str):
         size = parse_size(size, "--size")
     prompt_set = load_prompt_set(prompts, categories=categories, limit=limit)
-    objs = [make_backend(s) for s in specs]
+    missing: list[str] = []   # --dry-run: what this machine lacks to run for real (no GPU, keys, weights)
+    with planning() if dry_run else contextlib.nullcontext(missing) as missing:
+        objs = [make_backend(s) for s in specs]
     labels = [b.label for b in objs]
     if len(set(labels)) != len(labels):
         raise EvalsuiteError(f"two backends map to the same folder label: {labels}")
@@ -271,7 +278,12 @@ def _run(backends, prompts, *, seeds, num_seeds, categories, limit, size, run_di
     for b in objs:
         if concurrency is not None and getattr(b, "remote", False):
             b.concurrency = concurrency
-        b.prepare()
+        try:
+            b.prepare()
+        except BackendError as e:   # a dry run plans and prices anyway, and says what is missing
+            if not dry_run:
+                raise
+            missing.append(str(e))
     run_dir = Path(run_dir) if run_dir else RESULTS_ROOT / prompt_set.name
     plan = _Plan(run_dir, objs, prompt_set, seed_list, size)
 
@@ -304,18 +316,17 @@ def _run(backends, prompts, *, seeds, num_seeds, categories, limit, size, run_di
     _cost_guard(objs, plan, todos, yes=yes, dry_run=dry_run, max_cost=max_cost,
                 max_calls_without_confirm=max_calls_without_confirm, log=log)
     if dry_run:
+        if missing:
+            log("missing to run for real:")
+            for line in missing:
+                log(f"  {line}")
         return RunResult(run_dir=run_dir, backends=counts_by, dry_run=True,
-                         todo={k: len(v) for k, v in todos.items()})
+                         todo={k: len(v) for k, v in todos.items()}, missing=missing)
     if dist.active:  # this rank's share: plan entry i of each backend goes to rank i % world_size
         for label, rows in plan.entries.items():
             mine = {e.record for e, *_ in distributed.shard(rows, dist.rank, dist.world_size)}
             todos[label] = [row for row in todos[label] if row[0].record in mine]
 
-    env = environment()
-    env["peak_rss_method"] = rss_method()
-    if dist.active:
-        env["distributed"] = {"world_size": dist.world_size, "backend": dist.backend,
-                              "sharding": "plan entry i of each backend -> rank i % world_size"}
     stamp = now()
     backend_infos = dict(old_info.backends) if old_info else {}
     for b in objs:
@@ -330,16 +341,32 @@ def _run(backends, prompts, *, seeds, num_seeds, categories, limit, size, run_di
         if prev is not None and prev.key == b.key() and backend_infos[b.label].config.get("weight_memory") is None \
                 and prev.config.get("weight_memory") is not None:
             backend_infos[b.label].config["weight_memory"] = prev.config["weight_memory"]
+    prompt_info = {"name": prompt_set.name, "source": prompt_set.source, "sha256": prompt_set.sha256,
+                   "count": len(prompt_set.prompts), "categories": categories, "limit": limit}
+    # A rerun with nothing to do and nothing changed rewrites nothing (and measures no environment).
+    unchanged = (old_info is not None and not dist.active and not any(todos.values())
+                 and old_info.evalsuite_version == __version__ and old_info.prompt_set == prompt_info
+                 and old_info.seeds == seed_list and old_info.size == (list(size) if size else None)
+                 and all(k in old_info.backends and _same(old_info.backends[k], v) for k, v in backend_infos.items())
+                 and old_plan == kept + new_entries and old_prompts == merged_prompts)
+    env = old_info.environment if unchanged else environment()
+    if not unchanged:
+        env["peak_rss_method"] = rss_method()
+    if dist.active:
+        env["distributed"] = {"world_size": dist.world_size, "backend": dist.backend,
+                              "sharding": "plan entry i of each backend -> rank i % world_size"}
     info = RunInfo(
         evalsuite_version=__version__, created=old_info.created if old_info else stamp, updated=stamp,
-        prompt_set={"name": prompt_set.name, "source": prompt_set.source, "sha256": prompt_set.sha256,
-                    "count": len(prompt_set.prompts), "categories": categories, "limit": limit},
+        prompt_set=prompt_info,
         seeds=seed_list, size=list(size) if size else None, backends=backend_infos, environment=env,
         invocations=(old_info.invocations if old_info else []) + [
-            {"time": stamp, "argv": argv, "backends": specs, "seeds": seed_list}],
+            {"time": stamp, "argv": argv, "backends": specs, "seeds": seed_list,
+             **({"config": config} if config else {})}],
     )
+    if unchanged:
+        info = old_info
     dist.barrier()     # every rank has read the folder's old state before rank 0 changes it
-    if dist.is_main:   # rank 0 writes the run files; the other ranks start once they exist (barrier)
+    if dist.is_main and not unchanged:   # rank 0 writes the run files; the other ranks start once they exist
         run_dir.mkdir(parents=True, exist_ok=True)
         removed = remove_partial_files(run_dir)
         if removed:
@@ -462,8 +489,15 @@ def _run(backends, prompts, *, seeds, num_seeds, categories, limit, size, run_di
         if report:  # tables, charts and report.html in RUN_DIR/report (evalsuite.report; only after scoring)
             from .report import write_report
 
-            result.report = write_report([run_dir], progress=progress, log=log)
+            result.report = write_report([run_dir], progress=progress, log=log, reuse=True)
     return result
+
+
+def _same(a, b) -> bool:
+    """Two pydantic records equal as they would be stored (JSON: tuples and lists alike)."""
+    import json
+
+    return json.dumps(a.model_dump(mode="json"), sort_keys=True) == json.dumps(b.model_dump(mode="json"), sort_keys=True)
 
 
 def _todo(plan: "_Plan", run_dir: Path, retry_failed: bool, retry_filtered: bool):

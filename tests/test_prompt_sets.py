@@ -14,7 +14,7 @@ from evalsuite.errors import EvalsuiteError
 from evalsuite.importers import extract_quoted
 from evalsuite.prompts import check_prompt_set, load_prompt_file, load_prompt_set
 
-PROMPTS = REPO / "prompts"
+PROMPTS = REPO / "evalsuite" / "data" / "prompts"
 SHIPPED = ["article", "compositional", "core", "smoke", "text"]
 
 
@@ -178,7 +178,7 @@ def test_entries_shared_between_sets_are_identical():
 def test_core_is_the_generated_balanced_sample():
     core = load("core")
     assert (PROMPTS / "core.yaml").read_text(encoding="utf-8") == render_core(), \
-        "prompts/core.yaml is out of date: run python -m evalsuite.coreset"
+        "evalsuite/data/prompts/core.yaml is out of date: run python -m evalsuite.coreset"
     assert core.prompts == build_core()
     assert 35 <= len(core.prompts) <= 45
     text, comp = load("text"), load("compositional")

@@ -106,3 +106,72 @@ def test_report_in_headless_chromium(report_with_failures, browser, tmp_path):
     d.set_window_size(1400, 2400)
     assert d.save_screenshot(str(tmp_path / "report.png"))
     assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+def test_gallery_full_width_filters_search_sort_and_failures_view(report_with_failures, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    d = browser
+    d.set_window_size(1400, 1000)
+    d.get(report_with_failures.html.resolve().as_uri())
+
+    def shown():
+        return [i for i in d.find_elements(By.CSS_SELECTOR, ".item") if i.is_displayed()]
+
+    width = d.execute_script("return document.documentElement.clientWidth")
+    section = d.find_element(By.ID, "p-cafe-chalkboard")
+    assert section.size["width"] > 0.9 * width                 # the gallery uses the page's width
+    img = section.find_element(By.CSS_SELECTOR, ".item img")
+    assert img.size["width"] > 192                              # and the thumbnails grow with it
+
+    # backend filter: only that backend's column
+    Select(d.find_element(By.ID, "backend-filter")).select_by_value("reference")
+    items = shown()
+    assert len(items) == 6 and {i.get_attribute("data-backend") for i in items} == {"reference"}
+    assert d.find_element(By.ID, "shown-count").text == "6"
+    assert not d.find_element(By.CSS_SELECTOR, '#p-cafe-chalkboard th[data-col="flux-tiny"]').is_displayed()
+    Select(d.find_element(By.ID, "backend-filter")).select_by_value("all")
+    # status filter: the folder backend's 11 failed items
+    Select(d.find_element(By.ID, "status-filter")).select_by_value("failed")
+    assert len(shown()) == 11 and {i.get_attribute("data-status") for i in shown()} == {"failed"}
+    Select(d.find_element(By.ID, "status-filter")).select_by_value("all")
+    # failures only: failed images plus ok images whose text is not exact (flux-tiny's noise on text prompts)
+    d.find_element(By.ID, "failures-only").click()
+    fails = shown()
+    assert {i.get_attribute("data-fail") for i in fails} == {"1"}
+    assert sum(i.get_attribute("data-status") == "failed" for i in fails) == 11
+    assert not any(i.get_attribute("data-backend") == "reference" for i in fails)   # the reference reads right
+    assert any(i.get_attribute("data-backend") == "flux-tiny" for i in fails)
+    d.find_element(By.ID, "failures-only").click()
+    assert len(shown()) == 30
+    # text search: prompt text, target text and OCR text
+    box = d.find_element(By.ID, "search")
+    box.send_keys("FRESH COFFEE")
+    visible_sections = [s for s in d.find_elements(By.CSS_SELECTOR, "section.prompt") if s.is_displayed()]
+    assert [s.get_attribute("id") for s in visible_sections] == ["p-cafe-chalkboard"]
+    box.clear()
+    box.send_keys(" ")   # an input event with an empty query
+    assert len(shown()) == 30
+    # sort: by prompt id, by a metric (mean over the shown items; prompts without the metric last), back
+    def order():
+        return [s.get_attribute("id") for s in d.find_elements(By.CSS_SELECTOR, "section.prompt")]
+
+    file_order = order()
+    Select(d.find_element(By.ID, "sort-by")).select_by_value("id")
+    assert order() == sorted(file_order)
+    for metric, direction in (("text_similarity", "asc"), ("text_similarity", "desc"), ("word_recall", "asc")):
+        Select(d.find_element(By.ID, "sort-by")).select_by_value(f"{metric}:{direction}")
+        keys = {}
+        for s in d.find_elements(By.CSS_SELECTOR, "section.prompt"):
+            vals = [float(i.get_attribute(f"data-m-{metric}"))
+                    for i in s.find_elements(By.CSS_SELECTOR, f".item[data-m-{metric}]")]
+            keys[s.get_attribute("id")] = None if not vals else (1 if direction == "asc" else -1) * sum(vals) / len(vals)
+        want = sorted(file_order, key=lambda i: (keys[i] is None, keys[i] or 0, file_order.index(i)))
+        assert order() == want and any(v is not None for v in keys.values())
+    Select(d.find_element(By.ID, "sort-by")).select_by_value("order")
+    assert order() == file_order
+    severe = [e for e in d.get_log("browser") if e["level"] == "SEVERE"]
+    assert severe == []
+    d.execute_script("document.getElementById('gallery').scrollIntoView();")
+    assert d.save_screenshot(str(tmp_path / "gallery.png"))

@@ -207,8 +207,11 @@ def test_rerun_says_nothing_to_do_and_run_json_is_complete(tmp_path):
     assert r1.returncode == 0, r1.stderr
     assert "generated 18, reused 0, failed 0, filtered 0" in r1.stdout
     assert "noise" in r1.stderr  # flux-tiny is labelled as noise
+    written = {p: p.stat().st_mtime_ns for p in d.rglob("*") if p.is_file()}
     r2 = run_cli("run", "--backends", "flux-tiny,reference", "--prompts", "smoke", "--run-dir", d, "--no-progress", "--no-score")
     assert r2.returncode == 0 and "nothing to generate: all 18 items already" in r2.stdout
+    # a rerun with nothing to do and nothing changed rewrites nothing, run.json included (issue 14)
+    assert {p: p.stat().st_mtime_ns for p in d.rglob("*") if p.is_file()} == written
     info = json.loads((d / "run.json").read_text())
     assert info["seeds"] == [0, 1]
     assert info["prompt_set"]["name"] == "smoke" and len(info["prompt_set"]["sha256"]) == 64
@@ -217,7 +220,7 @@ def test_rerun_says_nothing_to_do_and_run_json_is_complete(tmp_path):
     assert info["environment"]["git"]["commit"] is None or len(info["environment"]["git"]["commit"]) == 40
     assert info["backends"]["flux-tiny"]["labelled_noise"] is True
     assert info["backends"]["flux-tiny"]["load_s"] > 0
-    assert len(info["invocations"]) == 2
+    assert len(info["invocations"]) == 1   # the no-op rerun is not recorded: it changed nothing
     recs = [json.loads(p.read_text()) for p in d.glob("items/*/*/*.json")]
     assert len(recs) == 18
     for rec in recs:

@@ -22,6 +22,7 @@ A backend object provides:
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
 import re
@@ -128,6 +129,49 @@ for _name, (_svc, _ref) in {**PRESETS, **RETIRED_PRESETS}.items():
     REGISTRY[_name] = RegistryEntry(REGISTRY[_svc].module, REGISTRY[_svc].factory, f"= {_svc}:{_ref}",
                                     default_ref=_ref)
 
+# ---- planning (--dry-run): what would run where, without a GPU or keys ----
+
+_PLANNING: list[list[str]] = []   # a stack: the innermost planning() collects what is missing
+
+
+@contextlib.contextmanager
+def planning():
+    """While planning, a local backend that needs a CUDA GPU this machine lacks is built as it would be on a
+    GPU (same device type and dtype, so the same item keys) and the missing GPU is noted instead of raised.
+    Yields the list of notes (one line each: what is missing to run for real)."""
+    notes: list[str] = []
+    _PLANNING.append(notes)
+    try:
+        yield notes
+    finally:
+        _PLANNING.pop()
+
+
+def plan_note(line: str) -> bool:
+    """Record a missing requirement when planning (True), or tell the caller to raise (False)."""
+    if not _PLANNING:
+        return False
+    if line not in _PLANNING[-1]:
+        _PLANNING[-1].append(line)
+    return True
+
+
+# Diffusers' argument names accepted as aliases of ours; the spec is rewritten to the canonical name, so
+# labels, run.json and cache keys are those of the canonical spelling.
+OPTION_ALIASES = {"num_inference_steps": "steps", "guidance_scale": "guidance"}
+
+
+def _canonical_option(raw: str, part: str, given: set[str]) -> str:
+    k, v = (s.strip() for s in part.split("=", 1))
+    canon = OPTION_ALIASES.get(k)
+    if canon is None:
+        return part
+    if canon in given:
+        raise EvalsuiteError(f"backend '{raw}': option '{k}' is diffusers' name for '{canon}', which is given too; "
+                             "keep one")
+    return f"{canon}={v}"
+
+
 _SPEC = re.compile(r"^(?P<name>[A-Za-z0-9_.-]+)(?:@(?P<quant>[A-Za-z0-9_.-]+))?(?::(?P<args>.*))?$", re.S)
 
 
@@ -149,6 +193,11 @@ def parse_spec(raw: str) -> BackendSpec:
         parts = [p for p in args.split(",")]
         if takes_ref and parts and "=" not in parts[0]:
             ref = parts.pop(0).strip()
+        if any(p.split("=", 1)[0].strip() in OPTION_ALIASES for p in parts if "=" in p):
+            given = {p.split("=", 1)[0].strip() for p in parts if "=" in p}
+            parts = [_canonical_option(raw, p, given) if "=" in p else p for p in parts]
+            head = raw[: len(raw) - len(args)]
+            raw = head + ",".join(([ref] if ref is not None else []) + parts)
         for part in parts:
             part = part.strip()
             if not part:

@@ -117,7 +117,9 @@ def availability(name: str) -> tuple[bool, str]:
     if module in SERVICE_NEEDS:
         envs, package = SERVICE_NEEDS[module]
         if not _has_package(package):
-            return False, f"missing package '{package}'"
+            from ..extras import install_hint
+
+            return False, f"missing package '{package}': {install_hint(package)}"
         if envs and not any(os.environ.get(e, "").strip() for e in envs):
             return False, f"missing key: set {' or '.join(envs)}"
         if module == "comfyui":

@@ -22,7 +22,7 @@ import re
 import time
 from typing import Any
 
-from ..errors import BackendError, EvalsuiteError
+from ..errors import EvalsuiteError
 from . import BackendSpec, GenRequest, GenResult, label_for, take_options
 from . import remote
 from .services import model_info, nearest_ratio, refuse_shut_down
@@ -142,10 +142,9 @@ class FalBackend:
     def prepare(self) -> None:
         if _key() is None:
             remote.require_env(("FAL_KEY",), self.label, "a fal API key, or FAL_KEY_ID and FAL_KEY_SECRET")
-        try:
-            import fal_client  # noqa: F401
-        except ImportError:
-            raise BackendError(f"{self.label}: the 'fal-client' package is not installed (pip install fal-client)") from None
+        from ..extras import require
+
+        require("fal_client", f"{self.label}")
 
     def load(self) -> None:
         import fal_client

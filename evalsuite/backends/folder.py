@@ -3,7 +3,8 @@
 File names, matched by prompt id and seed (png, jpg, jpeg or webp, any case):
     PATH/<prompt-id>_<seed>.<ext>        e.g. neon-open-24_0.png
     PATH/<prompt-id>/<seed>.<ext>        e.g. neon-open-24/0.webp
-Items with no file are stored as failed ("no file"); files that match no (prompt, seed) of the run are
+`folder:PATH,label=NAME` names the backend NAME in tables, charts and the run folder (default: a label
+made from the spec). Items with no file are stored as failed ("no file"); files that match no (prompt, seed) of the run are
 listed in run.json and printed. The image is stored as PNG; the original file's hash is kept.
 """
 
@@ -21,6 +22,7 @@ from . import BackendSpec, GenRequest, GenResult, label_for, take_options
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
 _FLAT = re.compile(r"^(?P<id>.+)_(?P<seed>\d+)$")
+_LABEL = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._@-]{0,63}$")
 
 
 def _sha256(path: Path) -> str:
@@ -34,10 +36,13 @@ class FolderBackend:
     def __init__(self, spec: BackendSpec):
         self.spec = spec.raw
         self.name = spec.name
-        self.label = label_for(spec.raw)
         if spec.quant:
             raise EvalsuiteError(f"backend '{spec.raw}': folder takes no quantization")
-        self.opts = take_options(spec, {"size": "size"}, {"size": (1024, 1024)})
+        self.opts = take_options(spec, {"size": "size", "label": str}, {"size": (1024, 1024), "label": None})
+        self.label = self.opts["label"] or label_for(spec.raw)
+        if not _LABEL.match(self.label) or ".." in self.label:
+            raise EvalsuiteError(f"backend '{spec.raw}': option 'label' {self.label!r} is not a safe folder name "
+                                 "(letters, digits, '.', '_', '-', '@'; at most 64 characters)")
         self.default_size = tuple(self.opts["size"])
         self.root = Path(spec.ref).expanduser()
         if not self.root.is_dir():

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BackendError, EvalsuiteError
+from . import plan_note
 
 DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 
@@ -51,7 +52,10 @@ def big_file_fingerprint(path: Path, edge: int = 4 << 20) -> str:
 
 
 def resolve_device(name: str, raw: str, opts: dict[str, Any], gpu_needed: str | None) -> tuple[str, str]:
-    """(device, dtype name). gpu_needed: the one-line reason a real model wants CUDA (None: CPU is fine)."""
+    """(device, dtype name). gpu_needed: the one-line reason a real model wants CUDA (None: CPU is fine).
+
+    While planning (--dry-run, backends.planning()) a missing GPU is noted, not raised, and the backend is
+    resolved as it would be on a GPU (cuda, bf16), so its item keys are those of the real run."""
     import torch
 
     device = opts["device"]
@@ -59,15 +63,20 @@ def resolve_device(name: str, raw: str, opts: dict[str, Any], gpu_needed: str | 
         if torch.cuda.is_available():
             device = "cuda"
         elif gpu_needed:
-            raise BackendError(f"{name}: no CUDA GPU found; {gpu_needed}; pass device=cpu to run on the CPU anyway")
+            msg = f"{name}: no CUDA GPU found; {gpu_needed}; pass device=cpu to run on the CPU anyway"
+            if not plan_note(msg):
+                raise BackendError(msg)
+            device = "cuda"
         else:
             device = "cpu"
     if device == "cuda":
         from ..distributed import local_cuda_device
 
         device = local_cuda_device()  # cuda:LOCAL_RANK under torchrun/accelerate launch, else cuda
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise BackendError(f"backend '{raw}': device={device} but CUDA is not available here")
+    if device.startswith("cuda") and not torch.cuda.is_available() and opts["device"] != "auto":
+        msg = f"backend '{raw}': device={device} but CUDA is not available here"
+        if not plan_note(msg):
+            raise BackendError(msg)
     if opts["offload"] != "none" and not device.startswith("cuda"):
         raise BackendError(f"backend '{raw}': offload={opts['offload']} needs a CUDA device")
     dtype = opts["dtype"]
@@ -140,6 +149,10 @@ def check_repeated(spec, allowed: tuple[str, ...] = ("lora",)) -> None:
 def parse_loras(spec) -> list[dict[str, Any]]:
     """lora=PATH[:scale], repeatable -> [{path, scale, sha256}] (checked now: before anything is written)."""
     values = spec.repeated.get("lora") or ([spec.options["lora"]] if "lora" in spec.options else [])
+    if values:
+        from ..extras import require
+
+        require("peft", f"backend '{spec.raw}': option 'lora'")
     out = []
     for v in values:
         path, scale = v, 1.0

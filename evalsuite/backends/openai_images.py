@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import BackendError, EvalsuiteError
+from ..errors import EvalsuiteError
 from . import BackendSpec, GenRequest, GenResult, label_for, take_options
 from . import remote
 from .services import model_info, refuse_shut_down
@@ -111,10 +111,9 @@ class OpenAIImagesBackend:
 
     def prepare(self) -> None:
         remote.require_env(("OPENAI_API_KEY",), self.label, "an OpenAI API key")
-        try:
-            import openai  # noqa: F401
-        except ImportError:
-            raise BackendError(f"{self.label}: the 'openai' package is not installed (pip install openai)") from None
+        from ..extras import require
+
+        require("openai", f"{self.label}")
 
     def load(self) -> None:
         if self.client is None:

@@ -45,6 +45,12 @@ SCHEMES: dict[str, dict[str, Any]] = {
 }
 
 
+def torch_cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def check_scheme(raw: str, scheme: str, device: str, allowed: tuple[str, ...]) -> None:
     """One-line error when the scheme is unknown, not offered by this backend, or cannot run here."""
     if scheme not in SCHEMES:
@@ -55,7 +61,7 @@ def check_scheme(raw: str, scheme: str, device: str, allowed: tuple[str, ...]) -
     if s["cuda"] and not device.startswith("cuda"):
         raise BackendError(f"backend '{raw}': @{scheme} ({s['library']}) needs a CUDA GPU; device is {device} "
                            "(use @int8, @int4 or @torchao-int8 on the CPU)")
-    if "min_capability" in s:
+    if "min_capability" in s and torch_cuda_available():
         import torch
 
         cap = torch.cuda.get_device_capability(device)
@@ -63,7 +69,11 @@ def check_scheme(raw: str, scheme: str, device: str, allowed: tuple[str, ...]) -
             raise BackendError(f"backend '{raw}': @{scheme} needs a GPU of compute capability "
                                f"{'.'.join(map(str, s['min_capability']))} or newer (Ada/Hopper); this one is "
                                f"{cap[0]}.{cap[1]} (use @torchao-int8 or @int8)")
-    if importlib.util.find_spec(s["module"]) is None:
+    from ..extras import PACKAGES, require
+
+    if s["module"] in PACKAGES:
+        require(s["module"], f"backend '{raw}': @{scheme}")
+    elif importlib.util.find_spec(s["module"]) is None:
         raise BackendError(f"backend '{raw}': @{scheme} needs the package {s['library']}: pip install {s['library']}")
 
 

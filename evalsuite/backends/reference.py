@@ -20,10 +20,14 @@ INK = (22, 22, 22)
 
 
 def font_paths() -> list[Path]:
-    """DejaVu fonts shipped inside matplotlib (always installed with evalsuite)."""
-    import matplotlib
+    """DejaVu fonts shipped inside matplotlib (always installed with evalsuite); found without importing
+    matplotlib (its data folder is mpl-data/ inside the package, what matplotlib.get_data_path() returns)."""
+    import importlib.util
 
-    root = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    spec = importlib.util.find_spec("matplotlib")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("matplotlib is not installed (its DejaVu fonts render the reference images)")
+    root = Path(list(spec.submodule_search_locations)[0]) / "mpl-data" / "fonts" / "ttf"
     paths = [root / f for f in FONT_FILES]
     missing = [p for p in paths if not p.is_file()]
     if missing:

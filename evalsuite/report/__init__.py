@@ -14,6 +14,7 @@ Layout of OUT (default: the first run folder's `report/`):
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from dataclasses import dataclass, field
@@ -39,9 +40,13 @@ class Report:
     paths: dict[str, list[Path]] = field(default_factory=dict)
     tables: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    cached_text: str | None = None   # up to date already (nothing rewritten): the text written with it
+    up_to_date: bool = False
 
     def text(self) -> str:
         """The article's tables, compactly, for the terminal."""
+        if self.cached_text is not None:
+            return self.cached_text
         out = []
         for name, title, cols in (
             ("prompt_following", "Prompt following", ["backend", "accurate", "n_prompts", "scored/planned", "note"]),
@@ -59,7 +64,8 @@ class Report:
     def summary(self) -> str:
         n_charts = len([p for k, v in self.paths.items() if k.startswith("chart:") for p in v if p.suffix == ".png"])
         return (f"report: {self.html} ({len([k for k in self.paths if k.startswith('table:')])} tables in "
-                f"{self.out_dir / 'tables'}, {n_charts} charts in {self.out_dir / 'charts'})")
+                f"{self.out_dir / 'tables'}, {n_charts} charts in {self.out_dir / 'charts'})"
+                + ("; up to date, nothing rewritten" if self.up_to_date else ""))
 
 
 def build_tables(data: ReportData) -> dict[str, Any]:
@@ -198,10 +204,13 @@ def _remove_stale(out: Path) -> None:
 
 
 def write_report(run_dirs, out_dir: str | Path | None = None, *, embed: str | bool = "auto", thumb_size: int = 192,
-                 worst_n: int = 12, progress: bool = True, log=None) -> Report:
+                 worst_n: int = 12, progress: bool = True, log=None, reuse: bool = False) -> Report:
     """Write tables, charts and report.html for one or several run folders into out_dir
     (default: FIRST_RUN_DIR/report). embed: True (thumbnails as data URIs inside the HTML), False
-    (JPEG files in OUT/thumbs/), "auto" (embedded up to html.EMBED_MAX_ITEMS images)."""
+    (JPEG files in OUT/thumbs/), "auto" (embedded up to html.EMBED_MAX_ITEMS images).
+    reuse=True (what `run` passes): when OUT holds a report made from exactly these inputs (report.stamp.json:
+    a hash of the run files, item files, options and report code), nothing is read or rewritten and the
+    returned Report is up_to_date, with its terminal text but no tables (call again without reuse for them)."""
     from .html import write_html
 
     log = log or (lambda msg: print(msg, file=sys.stderr))
@@ -210,11 +219,16 @@ def write_report(run_dirs, out_dir: str | Path | None = None, *, embed: str | bo
     run_dirs = [Path(p) for p in run_dirs]
     if thumb_size < 16:
         raise EvalsuiteError(f"report: thumbnail size must be at least 16 px, got {thumb_size}")
-    data = load_runs(run_dirs)
     out = Path(out_dir) if out_dir else run_dirs[0] / "report"
+    stamp = _inputs_stamp(run_dirs, out, embed=embed, thumb_size=thumb_size, worst_n=worst_n)
+    done = _up_to_date(out, stamp) if reuse else None
+    if done is not None:
+        return done
+    data = load_runs(run_dirs)
     if out.exists() and not out.is_dir():
         raise EvalsuiteError(f"report: {out} exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
+    (out / STAMP).unlink(missing_ok=True)   # a report being rewritten is not up to date until it is done
     _remove_stale(out)
     tabs = build_tables(data)
     data.notes.extend(T.identity_notes(tabs["_choice"], data.scores))
@@ -225,5 +239,59 @@ def write_report(run_dirs, out_dir: str | Path | None = None, *, embed: str | bo
     html = write_html(data, tabs, paths, out, embed=embed, thumb_size=thumb_size, worst_n=worst_n,
                       progress=progress)
     paths["html"] = [html]
-    return Report(out_dir=out, html=html, paths=paths,
-                  tables={k: v for k, v in tabs.items() if not k.startswith("_")}, notes=data.notes)
+    rep = Report(out_dir=out, html=html, paths=paths,
+                 tables={k: v for k, v in tabs.items() if not k.startswith("_")}, notes=data.notes)
+    atomic_write_text(out / STAMP, json.dumps({
+        "stamp": stamp, "html": str(html), "paths": {k: [str(p) for p in v] for k, v in paths.items()},
+        "notes": list(data.notes), "text": rep.text()}, ensure_ascii=False))
+    return rep
+
+
+STAMP = "report.stamp.json"
+
+
+def _inputs_stamp(run_dirs: list[Path], out: Path, **options) -> str:
+    """A hash of everything a report is made from: each run's run.json, plan, prompts, score table and
+    scorers, every item file's name, size and mtime, the options, the output folder and the report code."""
+    import hashlib
+    import os
+
+    from ..scoring import code_stamp
+
+    h = hashlib.sha256(json.dumps({"options": {k: str(v) for k, v in options.items()}, "out": str(out.resolve()),
+                                   "runs": [str(d.resolve()) for d in run_dirs]}).encode())
+    h.update(code_stamp("report/__init__.py", "report/charts.py", "report/data.py", "report/html.py",
+                        "report/tables.py", "scoring/__init__.py", "metrics/stats.py", "metrics/text.py").encode())
+    for d in run_dirs:
+        for name in ("run.json", "plan.jsonl", "prompts.jsonl", "scores/scores.parquet", "scores/scorers.json"):
+            p = d / name
+            h.update(name.encode() + (p.read_bytes() if p.is_file() else b"-"))
+        stack = [d / "items"]
+        while stack:
+            folder = stack.pop()
+            try:
+                entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            except OSError:
+                continue
+            for e in entries:
+                if e.is_dir(follow_symlinks=False):
+                    stack.append(Path(e.path))
+                else:
+                    st = e.stat(follow_symlinks=False)
+                    h.update(f"{e.path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def _up_to_date(out: Path, stamp: str) -> "Report | None":
+    """The report already in `out` when it was made from exactly these inputs and all its files are there."""
+    try:
+        saved = json.loads((out / STAMP).read_text(encoding="utf-8"))
+        if saved.get("stamp") != stamp:
+            return None
+        paths = {k: [Path(p) for p in v] for k, v in saved["paths"].items()}
+        if not all(p.is_file() for v in paths.values() for p in v):
+            return None
+        return Report(out_dir=out, html=Path(saved["html"]), paths=paths, notes=list(saved.get("notes", [])),
+                      cached_text=saved["text"], up_to_date=True)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

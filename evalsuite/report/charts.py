@@ -1,22 +1,28 @@
 """Report charts (matplotlib, Agg backend), each written as PNG and SVG.
 
-Okabe-Ito colour-blind-safe palette; a backend keeps its colour in every chart of a report (and, as
-far as collisions allow, across reports: the colour slot comes from a hash of the backend label).
+Okabe-Ito colour-blind-safe palette, in an order that keeps the first colours far apart (orange and
+vermillion, the closest pair, are never the first two); each backend also has its own marker, so the
+charts read in grey too. A backend keeps its colour and marker in every chart of a report (slots follow
+the sorted labels: the same backends get the same colours in every report). PNGs are 300 dpi (paper and
+slides), SVGs beside them. Zero-height bars and zero-width intervals stay visible (the mean is drawn as
+the backend's marker, the axis starts just below zero); a panel without values is not drawn.
 Backends whose images are noise (random-weight miniatures) carry "(noise)" in their labels and hatched bars.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-# Okabe & Ito (2008); yellow last: weakest contrast on white
-OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#F0E442")
+# Okabe & Ito (2008): blue, orange, bluish green, reddish purple, black, sky blue, vermillion, yellow
+# (yellow last: weakest contrast on white; vermillion late: it is the one close to orange)
+OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#000000", "#56B4E9", "#D55E00", "#F0E442")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 MISSING_COLOUR = "#DDDDDD"
+PNG_DPI = 300
 
 
 def _plt():
@@ -29,19 +35,20 @@ def _plt():
 
 
 def backend_colours(labels: Sequence[str]) -> dict[str, str]:
-    """A stable colour per backend: the slot from a hash of the label, moved to the next free slot on a
-    collision (labels taken in sorted order, so the mapping does not depend on the order given)."""
-    out: dict[str, str] = {}
-    used: set[int] = set()
-    n = len(OKABE_ITO)
-    for label in sorted(set(labels)):
-        slot = int(hashlib.sha256(label.encode()).hexdigest(), 16) % (n - 1)   # yellow only when 8 are needed
-        if len(used) < n:
-            while slot in used:
-                slot = (slot + 1) % n
-        used.add(slot)
-        out[label] = OKABE_ITO[slot]
-    return out
+    """A colour per backend: slot i for the i-th label in sorted order (so the mapping does not depend on the
+    order given, and distinct colours go to up to 8 backends; beyond 8 the markers tell them apart)."""
+    return {label: OKABE_ITO[i % len(OKABE_ITO)] for i, label in enumerate(sorted(set(labels)))}
+
+
+def backend_markers(labels: Sequence[str]) -> dict[str, str]:
+    """A marker per backend, in the same slots as backend_colours."""
+    return {label: MARKERS[i % len(MARKERS)] for i, label in enumerate(sorted(set(labels)))}
+
+
+def _marker(b: str, colours: dict[str, str]) -> str:
+    """The backend's marker: the slot of its colour (charts get the colour map only)."""
+    labels = sorted(colours)
+    return MARKERS[labels.index(b) % len(MARKERS)] if b in colours else MARKERS[0]
 
 
 def _save(fig, out_dir: Path, stem: str) -> list[Path]:
@@ -53,7 +60,7 @@ def _save(fig, out_dir: Path, stem: str) -> list[Path]:
         p = out_dir / f"{stem}.{ext}"
         # SVG text stays text (searchable, editable, smaller); no date: the same data gives the same file
         with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "evalsuite"}):
-            fig.savefig(p, dpi=110 if ext == "png" else None, bbox_inches="tight",
+            fig.savefig(p, dpi=PNG_DPI if ext == "png" else None, bbox_inches="tight",
                         metadata={"Date": None} if ext == "svg" else None)
         paths.append(p)
     _plt().close(fig)
@@ -89,17 +96,29 @@ def bar_chart(agg, metric: str, variant: str, title: str, out_dir: Path, *, colo
             continue
         finite = math.isfinite(r["ci_low"]) and math.isfinite(r["ci_high"])
         err = [[r["mean"] - r["ci_low"]], [r["ci_high"] - r["mean"]]] if finite else None
-        ax.bar(x, r["mean"], color=colours.get(b, OKABE_ITO[0]), edgecolor="#333333", linewidth=0.6,
-               hatch="//" if b in noise else None, yerr=err, capsize=6, error_kw={"elinewidth": 1.2})
+        colour = colours.get(b, OKABE_ITO[0])
+        ax.bar(x, r["mean"], color=colour, edgecolor="#333333", linewidth=0.6, alpha=0.85,
+               hatch="//" if b in noise else None)
+        # whisker and mean marker on top: a 0 bar or a [0, 0] interval still shows (the axis starts below 0)
+        ax.errorbar([x], [r["mean"]], yerr=err, fmt=_marker(b, colours), color="#222222", markerfacecolor=colour,
+                    markeredgecolor="#222222", markersize=7, capsize=7, elinewidth=1.3, capthick=1.3, zorder=3)
         fmt = f"{r['mean']:.0f}%" if r["unit"] == "%" else f"{r['mean']:.2f}"
-        ax.text(x, r["ci_high"] if finite else r["mean"], fmt + ("" if finite else " (n=1: no CI)"), ha="center",
-                va="bottom", fontsize=9)
+        y = (r["ci_high"] if finite else r["mean"]) + (2.5 if r["unit"] == "%" else 0)
+        ax.text(x, y, fmt + ("" if finite else " (n=1: no CI)"), ha="center", va="bottom", fontsize=9)
+        if finite and r["ci_high"] - r["ci_low"] == 0:   # a zero-width interval (a census), spelled out
+            ci = f"[{r['ci_low']:.0f}, {r['ci_high']:.0f}]" if r["unit"] == "%" else "CI width 0"
+            ax.annotate(ci, (x, y), xytext=(0, 11), textcoords="offset points", ha="center", va="bottom",
+                        fontsize=7.5, color="#444444")
     ax.set_xticks(xs, ticks, fontsize=9)
     ax.set_title(title + "\n(mean over prompts, 95% CI)", fontsize=10)
     unit = a["unit"].iloc[0] if len(a) else ""
     if unit == "%":
-        ax.set_ylim(0, 110)
+        ax.set_ylim(-5, 115)
         ax.set_ylabel("%")
+    else:
+        lo, hi = ax.get_ylim()
+        ax.set_ylim(min(lo, -0.05 * (hi - lo or 1)), hi)
+    ax.axhline(0, color="#888888", linewidth=0.8, zorder=1)
     ax.spines[["top", "right"]].set_visible(False)
     ax.grid(axis="y", alpha=0.3)
     if missing and len(a):
@@ -158,23 +177,32 @@ def speed_quality_scatter(speed, agg, out_dir: Path, *, colours: dict[str, str],
     plt = _plt()
     panels = [("text_exact", "lenient", "text accuracy (%)", scorer_ids.get("ocr")),
               ("prompt_following", "", "prompt following (% accurate)", scorer_ids.get("clip"))]
-    fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.8))
     noise = set(noise)
     hardware = sorted({str(h) for h in speed["hardware"].dropna()}) if len(speed) else []
-    for ax, (metric, variant, title, sid) in zip(axes, panels):
+
+    def points(metric, variant, sid):
         a = agg[(agg.metric == metric) & (agg.variant == variant)]
         if sid:
             a = a[a.scorer_id == sid]
-        plotted = 0
+        out = []
         for _, s in speed.iterrows():
-            b = s["backend"]
-            r = a[a.backend == b]
+            r = a[a.backend == s["backend"]]
             if r.empty or r.iloc[0]["n_items"] == 0 or math.isnan(s["median s/image"]):
                 continue
-            r = r.iloc[0]
+            out.append((s, r.iloc[0]))
+        return out
+
+    with_values = [(p, points(*p[:2], p[3])) for p in panels]
+    with_values = [(p, pts) for p, pts in with_values if pts] or [(panels[0], [])]   # no empty half panel
+    fig, axes = plt.subplots(1, len(with_values), figsize=(4.9 * len(with_values), 3.8), squeeze=False)
+    for ax, ((metric, variant, title, sid), pts) in zip(axes[0], with_values):
+        plotted = 0
+        for s, r in pts:
+            b = s["backend"]
             yerr = [[r["mean"] - r["ci_low"]], [r["ci_high"] - r["mean"]]] if math.isfinite(r["ci_low"]) else None
             ax.errorbar([s["median s/image"]], [r["mean"]], yerr=yerr,
-                        fmt="o" if b not in noise else "x", color=colours.get(b, OKABE_ITO[0]), capsize=4,
+                        fmt=_marker(b, colours), color=colours.get(b, OKABE_ITO[0]), capsize=4,
+                        markerfacecolor="none" if b in noise else colours.get(b, OKABE_ITO[0]),
                         markersize=8, label=b + (" (noise)" if b in noise else "")
                         + (f" [{s['hardware']}]" if len(hardware) > 1 else ""))
             plotted += 1
@@ -187,8 +215,8 @@ def speed_quality_scatter(speed, agg, out_dir: Path, *, colours: dict[str, str],
         if plotted:
             ax.legend(fontsize=8, loc="best")
         else:
-            ax.text(0.5, 0.5, f"no {metric} values", transform=ax.transAxes, ha="center", va="center",
-                    color="#555555")
+            ax.text(0.5, 0.5, "no text accuracy or prompt following values", transform=ax.transAxes,
+                    ha="center", va="center", color="#555555")
     hw = hardware[0] if len(hardware) == 1 else "different hardware: do not compare timings"
     fig.suptitle(f"speed vs quality ({hw})", fontsize=10)
     fig.tight_layout()
@@ -212,8 +240,8 @@ def distribution(scores, metric: str, variant: str, title: str, out_dir: Path, *
         ax.boxplot(data, positions=range(len(backends)), widths=0.5, showfliers=False)
         rng = np.random.default_rng(0)
         for i, (b, v) in enumerate(zip(backends, data)):
-            ax.scatter(i + rng.uniform(-0.15, 0.15, len(v)), v, s=14, alpha=0.7, color=colours.get(b, OKABE_ITO[0]),
-                       edgecolors="none")
+            ax.scatter(i + rng.uniform(-0.15, 0.15, len(v)), v, s=16, alpha=0.75, color=colours.get(b, OKABE_ITO[0]),
+                       marker=_marker(b, colours), edgecolors="none")
         ax.set_xticks(range(len(backends)), [_label(b, noise) + (f"\n{len(v)}/{planned[b]} items" if planned and b in planned
                                                                  else f"\nn={len(v)}") for b, v in zip(backends, data)],
                       fontsize=9)

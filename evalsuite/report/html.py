@@ -34,8 +34,9 @@ WORST_METRICS = (("text_similarity", "lenient", "text similarity (lenient)"), ("
                  ("prompt_following", "", "prompt following (0 = a negative ranked at or above the prompt)"))
 
 CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:0 auto;max-width:1400px;
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:0;
  padding:0 1.2em 3em;color:#1a1a1a;background:#fff;line-height:1.4}
+.narrow{max-width:1400px}
 h1{font-size:1.6em;margin:.8em 0 .2em} h2{border-bottom:2px solid #0072B2;padding-bottom:.2em;margin-top:1.8em}
 h3{margin:.2em 0} .muted{color:#555} .small{font-size:.85em}
 .banner{background:#fff3cd;border:1px solid #e0b000;padding:.6em .9em;margin:.8em 0;border-radius:4px}
@@ -45,15 +46,21 @@ table.t th,table.t td{border:1px solid #ccc;padding:.25em .55em;text-align:left;
 table.t th{background:#f2f2f2} table.t tr.noise td{background:#fffaf0}
 .charts{display:flex;flex-wrap:wrap;gap:1em} .charts figure{margin:0;border:1px solid #ddd;padding:.4em;background:#fff}
 .charts img{max-width:100%;height:auto;display:block} figcaption{font-size:.8em;color:#555}
-nav.toc a{margin-right:1em} .filter{position:sticky;top:0;background:#fff;padding:.5em 0;z-index:2;border-bottom:1px solid #ddd}
-section.prompt{border:1px solid #ddd;border-radius:6px;padding:.6em .8em;margin:1em 0}
+nav.toc a{margin-right:1em} .filter{position:sticky;top:0;background:#fff;padding:.5em 0;z-index:2;border-bottom:1px solid #ddd;
+ display:flex;flex-wrap:wrap;gap:.4em 1.2em;align-items:center}
+.filter label{white-space:nowrap} .filter input[type=search]{min-width:16em}
+section.prompt{border:1px solid #ddd;border-radius:6px;padding:.6em .8em;margin:1em 0;display:grid;
+ grid-template-columns:minmax(14em,22em) 1fr;gap:.4em 1.2em;align-items:start}
+section.prompt .phead{min-width:0} section.prompt .pgrid{min-width:0;overflow-x:auto}
+@media (max-width:900px){section.prompt{grid-template-columns:1fr}}
 .cat{display:inline-block;background:#e8e8e8;border-radius:3px;padding:0 .4em;font-size:.8em;margin-left:.4em}
-table.grid{border-collapse:collapse} table.grid td,table.grid th{padding:.3em;vertical-align:top;border-top:1px solid #eee}
-table.grid th{font-size:.85em;text-align:left}
-.item{width:210px;font-size:.78em} .item img{display:block;width:192px;height:192px;object-fit:contain;
- background:#f4f4f4;image-rendering:auto;border:1px solid #ccc}
+table.grid{border-collapse:collapse;width:100%;table-layout:fixed} table.grid td,table.grid th{padding:.3em;
+ vertical-align:top;border-top:1px solid #eee} table.grid th{font-size:.85em;text-align:left}
+table.grid th.seed{width:3.2em}
+.item{font-size:.78em;min-width:0} .item img{display:block;width:100%;max-width:320px;height:auto;aspect-ratio:1/1;
+ object-fit:contain;background:#f4f4f4;image-rendering:auto;border:1px solid #ccc}
 .item img.px{image-rendering:pixelated}
-.ph{width:192px;height:192px;display:flex;align-items:center;justify-content:center;text-align:center;
+.ph{width:100%;max-width:320px;aspect-ratio:1/1;display:flex;align-items:center;justify-content:center;text-align:center;
  background:repeating-linear-gradient(45deg,#f6f6f6,#f6f6f6 8px,#ececec 8px,#ececec 16px);border:1px dashed #999;
  color:#333;font-size:.95em;padding:.3em;box-sizing:border-box;overflow:hidden}
 .st{display:inline-block;border-radius:3px;padding:0 .35em;font-weight:600;color:#fff}
@@ -63,22 +70,72 @@ table.grid th{font-size:.85em;text-align:left}
  word-break:break-word;margin-top:.2em} .ok{color:#00734f} .bad{color:#b03a00} .miss{color:#777}
 .worst{display:flex;flex-wrap:wrap;gap:.6em} .worst-item{width:140px;font-size:.75em}
 .worst-item img{width:128px;height:128px;object-fit:contain;background:#f4f4f4;border:1px solid #ccc;display:block}
-.na{color:#777;font-size:.8em;width:192px}
+.na{color:#777;font-size:.8em}
 """
 
 JS = """
 (function(){
-  var sel=document.getElementById('cat-filter');
-  function apply(){
-    var v=sel.value, shown=0;
-    document.querySelectorAll('section.prompt').forEach(function(s){
-      var on = (v==='all' || s.getAttribute('data-category')===v);
-      s.style.display = on ? '' : 'none';
-      if(on){ shown += s.querySelectorAll('.item').length; }
-    });
-    document.getElementById('shown-count').textContent = shown;
+  function el(id){ return document.getElementById(id); }
+  var cat=el('cat-filter'), be=el('backend-filter'), st=el('status-filter'), fail=el('failures-only'),
+      q=el('search'), sort=el('sort-by'), box=el('gallery-items');
+  var sections=Array.prototype.slice.call(document.querySelectorAll('section.prompt'));
+  function itemOn(s, i, text){
+    if(be.value!=='all' && i.getAttribute('data-backend')!==be.value) return false;
+    if(st.value!=='all' && i.getAttribute('data-status')!==st.value) return false;
+    if(fail.checked && i.getAttribute('data-fail')!=='1') return false;
+    if(text && s.getAttribute('data-search').indexOf(text)<0 && i.textContent.toLowerCase().indexOf(text)<0) return false;
+    return true;
   }
-  sel.addEventListener('change', apply);
+  function apply(){
+    var shown=0, text=q.value.trim().toLowerCase();
+    document.querySelectorAll('[data-col]').forEach(function(c){
+      c.style.display=(be.value==='all' || c.getAttribute('data-col')===be.value) ? '' : 'none';
+    });
+    sections.forEach(function(s){
+      var catOn=(cat.value==='all' || s.getAttribute('data-category')===cat.value), n=0;
+      s.querySelectorAll('tr.seedrow').forEach(function(r){
+        var m=0;
+        r.querySelectorAll('.item').forEach(function(i){
+          var on=catOn && itemOn(s, i, text);
+          i.style.display=on ? '' : 'none';
+          if(on){ m++; }
+        });
+        r.style.display=m ? '' : 'none';
+        n+=m;
+      });
+      s.style.display=n ? '' : 'none';
+      shown+=n;
+    });
+    el('shown-count').textContent=shown;
+  }
+  function key(s){
+    var v=sort.value;
+    if(v==='order') return [parseInt(s.getAttribute('data-order'),10)];
+    if(v==='id') return [s.getAttribute('data-id')];
+    var parts=v.split(':'), attr='data-m-'+parts[0], vals=[];
+    s.querySelectorAll('.item').forEach(function(i){
+      if(be.value!=='all' && i.getAttribute('data-backend')!==be.value) return;
+      var x=i.getAttribute(attr);
+      if(x!==null && x!=='') vals.push(parseFloat(x));
+    });
+    if(!vals.length) return [null];
+    var mean=vals.reduce(function(a,b){return a+b;},0)/vals.length;
+    return [parts[1]==='desc' ? -mean : mean];
+  }
+  function resort(){
+    var keyed=sections.map(function(s, i){ return [key(s)[0], i, s]; });
+    keyed.sort(function(a, b){
+      if(a[0]===b[0]) return a[1]-b[1];
+      if(a[0]===null) return 1;
+      if(b[0]===null) return -1;
+      return a[0]<b[0] ? -1 : 1;
+    });
+    keyed.forEach(function(k){ box.appendChild(k[2]); });
+  }
+  [cat, be, st, fail].forEach(function(x){ x.addEventListener('change', apply); });
+  q.addEventListener('input', apply);
+  sort.addEventListener('change', function(){ resort(); apply(); });
+  be.addEventListener('change', function(){ if(sort.value.indexOf(':')>0){ resort(); } });
   apply();
 })();
 """
@@ -173,6 +230,32 @@ def _fmt_metric(metric: str, value: float) -> str:
     return f"{value:.2f}"
 
 
+def _screen_size(png: Path) -> str:
+    """width/height attributes showing a 300 dpi chart at about screen size (110 px per inch), not 3x larger."""
+    from PIL import Image
+
+    from .charts import PNG_DPI
+
+    try:
+        with Image.open(png) as im:
+            w, h = im.size
+    except OSError:
+        return ""
+    return f' width="{round(w * 110 / PNG_DPI)}" height="{round(h * 110 / PNG_DPI)}"'
+
+
+def _is_failure(status: str, vals: dict) -> bool:
+    """For the gallery's failures view: the image failed or was filtered, its text is not exact, or a hard
+    negative ranked at or above its prompt."""
+    if status != "ok":
+        return True
+    for metric in ("text_exact", "prompt_following"):
+        for (m, _), (v, _) in vals.items():
+            if m == metric and not _nan(v) and v < 0.5:
+                return True
+    return False
+
+
 def _anchor(backend: str, pid: str, seed) -> str:
     h = hashlib.sha1(f"{backend}|{pid}|{seed}".encode()).hexdigest()[:10]
     return f"i-{h}"
@@ -226,8 +309,11 @@ def write_html(data, tabs: dict[str, Any], paths: dict[str, list[Path]], out: Pa
     def item_html(r) -> str:
         key = (r["backend"], r["prompt_id"], r["seed"])
         status = r["status"]
+        vals = scores.get(key, {})
+        metric_attrs = "".join(f' data-m-{esc(m)}="{float(vals[(m, v)][0]):.6g}"' for m, v, _ in ITEM_METRICS
+                               if (m, v) in vals and not _nan(vals[(m, v)][0]))
         parts = [f'<div class="item" id="{_anchor(*key)}" data-backend="{esc(r["backend"])}" '
-                 f'data-status="{esc(status)}">']
+                 f'data-status="{esc(status)}" data-fail="{"1" if _is_failure(status, vals) else "0"}"{metric_attrs}>']
         if status == "ok" and key in thumbs:
             url, w, h, small = thumbs[key]
             full = os.path.relpath(Path(r["run_dir"]) / r["image"], out)
@@ -245,7 +331,6 @@ def write_html(data, tabs: dict[str, Any], paths: dict[str, list[Path]], out: Pa
                      + (' <span class="bad">(noise)</span>' if r["backend"] in noise else "")
                      + (f' <span class="muted">{r.get("latency_s"):.3f} s</span>'
                         if not _nan(r.get("latency_s")) else "") + "</div>")
-        vals = scores.get(key, {})
         lines, missing = [], {}
         for metric, variant, title in ITEM_METRICS:
             if (metric, variant) not in vals:
@@ -280,28 +365,30 @@ def write_html(data, tabs: dict[str, Any], paths: dict[str, list[Path]], out: Pa
         seeds = sorted({k[2] for k in by_key if k[1] == pid and not _nan(k[2])}) or data.seeds
         if not present:
             continue
-        head = (f'<section class="prompt" id="p-{esc(pid)}" data-category="{esc(p.category)}">'
+        search = " ".join([pid, p.prompt, *p.target_text, p.category]).lower()
+        head = (f'<section class="prompt" id="p-{esc(pid)}" data-category="{esc(p.category)}" data-id="{esc(pid)}" '
+                f'data-order="{len(gallery)}" data-search="{esc(search)}"><div class="phead">'
                 f'<h3>{esc(pid)}<span class="cat">{esc(p.category)}</span></h3><div>{esc(p.prompt)}</div>')
         if p.target_text:
             head += f'<div class="small">target text: {" / ".join("<b>" + esc(t) + "</b>" for t in p.target_text)}</div>'
         if p.negatives:
             head += ('<details class="small"><summary>hard negatives (' + str(len(p.negatives)) + ')</summary><ul>'
                      + "".join(f"<li>{esc(n)}</li>" for n in p.negatives) + "</ul></details>")
-        rows = ['<table class="grid"><tr><th>seed</th>' + "".join(
-            f'<th>{esc(b)}{" (noise)" if b in noise else ""}</th>' for b in backends) + "</tr>"]
+        rows = ['</div><div class="pgrid"><table class="grid"><tr><th class="seed">seed</th>' + "".join(
+            f'<th data-col="{esc(b)}">{esc(b)}{" (noise)" if b in noise else ""}</th>' for b in backends) + "</tr>"]
         for s in seeds:
             cells = []
             for b in backends:
                 r = by_key.get((b, pid, s))
                 if r is None:
-                    cells.append('<td><div class="na">not planned for this backend'
+                    cells.append(f'<td data-col="{esc(b)}"><div class="na">not planned for this backend'
                                  + (" (it skips prompts without target text)" if data.backends[b].name == "reference"
                                     else "") + "</div></td>")
                 else:
                     n_items += 1
-                    cells.append(f"<td>{item_html(r)}</td>")
-            rows.append(f"<tr><th>{esc(s)}</th>" + "".join(cells) + "</tr>")
-        gallery.append(head + "".join(rows) + "</table></section>")
+                    cells.append(f'<td data-col="{esc(b)}">{item_html(r)}</td>')
+            rows.append(f'<tr class="seedrow"><th class="seed">{esc(s)}</th>' + "".join(cells) + "</tr>")
+        gallery.append(head + "".join(rows) + "</table></div></section>")
 
     # worst items
     worst = []
@@ -335,7 +422,7 @@ def write_html(data, tabs: dict[str, Any], paths: dict[str, list[Path]], out: Pa
         svg = next((p for p in ps if p.suffix == ".svg"), None)
         if png is None:
             continue
-        charts.append(f'<figure><img src="{_data_uri(png.read_bytes(), "image/png")}" alt="{esc(k[6:])}">'
+        charts.append(f'<figure><img src="{_data_uri(png.read_bytes(), "image/png")}" alt="{esc(k[6:])}"{_screen_size(png)}>'
                       f'<figcaption>{esc(k[6:])} (<a href="{esc(os.path.relpath(svg, out))}">SVG</a>)</figcaption></figure>')
 
     title = "evalsuite report: " + ", ".join(n for n, _, _ in data.runs)
@@ -371,12 +458,24 @@ def write_html(data, tabs: dict[str, Any], paths: dict[str, list[Path]], out: Pa
                 + table_html(tabs["metrics"], ["backend", "scorer", "model", "metric", "variant", "value", "n_prompts",
                                                "n_items", "n_missing", "coverage", "note"], noise) + "</details>")
     body.append('<h2 id="charts">Charts</h2><div class="charts">' + "".join(charts) + "</div>")
-    opts = "".join(f'<option value="{esc(c)}">{esc(c)}</option>' for c in cats)
-    body.append(f'<h2 id="gallery">Gallery</h2><div class="filter">category: <select id="cat-filter">'
-                f'<option value="all">all</option>{opts}</select> <span class="small"><span id="shown-count">'
-                f'{n_items}</span> of <span id="total-count">{n_items}</span> items shown; same seed side by side; '
-                f'thumbnails link to the full images</span></div>')
-    body += gallery
+    def options(values):
+        return '<option value="all">all</option>' + "".join(f'<option value="{esc(v)}">{esc(v)}</option>' for v in values)
+
+    statuses = [s for s in ("ok", "failed", "filtered", "missing") if len(rec) and (rec["status"] == s).any()]
+    sorts = '<option value="order">prompt set order</option><option value="id">prompt id</option>' + "".join(
+        f'<option value="{esc(m)}:{d}">{esc(t)}, {"lowest" if d == "asc" else "highest"} first</option>'
+        for m, _, t in ITEM_METRICS for d in ("asc", "desc"))
+    body.append('<h2 id="gallery">Gallery</h2><div class="filter">'
+                f'<label>category <select id="cat-filter">{options(cats)}</select></label>'
+                f'<label>backend <select id="backend-filter">{options(backends)}</select></label>'
+                f'<label>status <select id="status-filter">{options(statuses)}</select></label>'
+                '<label title="failed or filtered images, text not exact, or a negative ranked at or above the prompt">'
+                '<input type="checkbox" id="failures-only"> failures only</label>'
+                '<label>search <input type="search" id="search" placeholder="prompt, id, target or OCR text"></label>'
+                f'<label>sort <select id="sort-by">{sorts}</select></label>'
+                f'<span class="small"><span id="shown-count">{n_items}</span> of <span id="total-count">{n_items}'
+                '</span> items shown; same seed side by side; thumbnails link to the full images</span></div>')
+    body.append('<div id="gallery-items">' + "".join(gallery) + "</div>")
     body.append('<h2 id="worst">Worst items per metric</h2>' + ("".join(worst) or '<p class="muted">no scores</p>'))
     doc = ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"

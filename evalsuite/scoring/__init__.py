@@ -198,7 +198,8 @@ class ScoreResult:
     counts: dict[str, UnitCounts] = field(default_factory=dict)
     seconds: float = 0.0
 
-    def summary(self) -> str:
+    def summary(self, reasons: bool = True) -> str:
+        """One line; reasons=False leaves the missing reasons to the table's footnote printed after it."""
         parts = []
         for u in self.units:
             c = self.counts[u.slug]
@@ -206,7 +207,7 @@ class ScoreResult:
             if c.errors:
                 s += f", errors {c.errors}"
             if c.unavailable:
-                s += f", missing {c.missing} ({c.unavailable})"
+                s += f", missing {c.missing}" + (f" ({c.unavailable})" if reasons else "")
             parts.append(s)
         return "; ".join(parts)
 
@@ -217,7 +218,41 @@ class ScoreResult:
         return aggregate(self.run_dir, by=by)
 
     def text(self) -> str:
-        return format_table(aggregate(self.run_dir), units=self.units)
+        """The per-backend table for the terminal; kept in scores/table.txt with a stamp of its inputs (the
+        score table, the scorers, the code that formats it), so a rerun that changed nothing loads no pandas."""
+        import hashlib
+
+        table = self.run_dir / SCORES_DIR / TABLE
+        cache = self.run_dir / SCORES_DIR / "table.txt.json"
+        h = hashlib.sha256(table.read_bytes() if table.is_file() else b"")
+        h.update(json.dumps([u.slug for u in self.units]).encode())
+        h.update(code_stamp("scoring/__init__.py", "metrics/stats.py", "metrics/text.py").encode())
+        stamp = h.hexdigest()
+        try:
+            cached = json.loads(cache.read_text(encoding="utf-8"))
+            if cached.get("stamp") == stamp:
+                return cached["text"]
+        except (OSError, ValueError, KeyError, AttributeError):
+            pass
+        text = format_table(aggregate(self.run_dir), units=self.units)
+        if table.is_file():
+            atomic_write_json(cache, {"stamp": stamp, "text": text})
+        return text
+
+
+def code_stamp(*modules: str) -> str:
+    """A hash of evalsuite's version and the source of the given modules (paths under evalsuite/): derived
+    files cached with it are redone when the code that makes them changes."""
+    import hashlib
+
+    from .. import __version__
+
+    root = Path(__file__).resolve().parent.parent
+    h = hashlib.sha256(__version__.encode())
+    for m in modules:
+        p = root / m
+        h.update(m.encode() + (p.read_bytes() if p.is_file() else b"-"))
+    return h.hexdigest()
 
 
 def score_run(run_dir: str | Path, scorers: str | Iterable[str] | None = ("clip", "ocr"), *,
@@ -253,10 +288,13 @@ def score_run(run_dir: str | Path, scorers: str | Iterable[str] | None = ("clip"
     remove_partial_files(root / SCORES_DIR)
     reg_path = root / SCORES_DIR / "scorers.json"
     registry = json.loads(reg_path.read_text(encoding="utf-8")) if reg_path.is_file() else {}
+    registered = _registry_state(registry)
     for u in units:
         registry.setdefault(u.slug, u.registry_entry())
-        registry[u.slug]["used"] = _now()
-    atomic_write_json(reg_path, registry)
+    if _registry_state(registry) != registered:   # new scorers: registered before any of their details
+        for u in units:
+            registry[u.slug]["used"] = _now()
+        atomic_write_json(reg_path, registry)
 
     # 3. What is still to do (no images held: items are streamed later).
     result = ScoreResult(run_dir=root, units=units, counts={u.slug: UnitCounts() for u in units})
@@ -277,6 +315,7 @@ def score_run(run_dir: str | Path, scorers: str | Iterable[str] | None = ("clip"
                 todo[u.slug].append((entry, rec, prompt, k))
 
     errors: dict[tuple[str, str], str] = {}
+    before_work = _registry_state(registry)
     # 4. CLIP, batched.
     for u in units:
         if u.scorer == "clip" and todo[u.slug]:
@@ -288,30 +327,49 @@ def score_run(run_dir: str | Path, scorers: str | Iterable[str] | None = ("clip"
     for u in units:
         if u.scorer == "ocr" and len(u.engines) > 1 and todo[u.slug]:
             _combine_ocr(root, u, [x for x in ocr_units if x.engines[0] in u.engines], todo[u.slug], result, errors)
-    atomic_write_json(reg_path, registry)
-
-    # 6. The table.
-    write_table(root, registry, errors)
+    # 6. The table. Nothing scored, nothing newly missing and the table there: nothing is rewritten.
+    worked = any(c.scored or c.errors for c in result.counts.values()) or errors
+    if worked or _registry_state(registry) != before_work or _registry_state(registry) != registered \
+            or not (root / SCORES_DIR / TABLE).is_file():
+        for u in units:
+            registry[u.slug]["used"] = _now()
+        atomic_write_json(reg_path, registry)
+        write_table(root, registry, errors)
     result.seconds = time.perf_counter() - t_start
     return result
 
 
+def _registry_state(registry: dict[str, Any]) -> str:
+    """The registry as it matters for the table (when each scorer was last used does not)."""
+    return json.dumps({k: {f: v for f, v in e.items() if f != "used"} for k, e in registry.items()}, sort_keys=True)
+
+
 def _score_clip(root, unit, spec, items, batch, device, progress, result, errors, registry, log) -> None:
+    from .clip import still_unavailable
+
+    counts = result.counts[unit.slug]
+    reason = still_unavailable(spec, registry[unit.slug])   # offline, weights still not cached: no load at all
+    if reason is not None:
+        counts.unavailable = reason
+        counts.missing = len(items)
+        return
+
     from PIL import Image
     from tqdm.auto import tqdm
 
     from .clip import ClipUnavailable, load_clip, score_batch
 
-    counts = result.counts[unit.slug]
     try:
         cm = load_clip(spec, device)
     except ClipUnavailable as e:
         counts.unavailable = str(e)
         counts.missing = len(items)
         registry[unit.slug]["unavailable"] = str(e)
-        log(f"clip: {e}; CLIP metrics stored as missing, the other scorers go on")
+        if e.hub_repo:
+            registry[unit.slug]["unavailable_hub_repo"] = e.hub_repo
         return
     registry[unit.slug].pop("unavailable", None)
+    registry[unit.slug].pop("unavailable_hub_repo", None)
     bar = tqdm(total=len(items), desc=f"clip {unit.model}", unit="img", disable=not progress, file=sys.stderr,
                dynamic_ncols=True)
     try:

@@ -43,7 +43,25 @@ DEFAULT_BATCH_SIZE = 16
 
 
 class ClipUnavailable(Exception):
-    """The CLIP weights cannot be had here; the message is the stored missing reason."""
+    """The CLIP weights cannot be had here; the message is the stored missing reason. hub_repo: the Hugging
+    Face repository the weights would come from (None when not from the hub)."""
+
+    def __init__(self, reason: str, hub_repo: str | None = None):
+        super().__init__(reason)
+        self.hub_repo = hub_repo
+
+
+def still_unavailable(spec: "ClipModelSpec", entry: dict[str, Any]) -> str | None:
+    """The stored reason when a rerun would fail the same way, checked without importing open_clip or torch:
+    hub weights found missing before, the hub still offline (HF_HUB_OFFLINE) and nothing of that repository
+    in the local cache since. None: try loading."""
+    reason, repo = entry.get("unavailable"), entry.get("unavailable_hub_repo")
+    if not reason or not repo or spec.checkpoint or not _env_offline():
+        return None
+    from huggingface_hub import constants
+
+    folder = Path(constants.HF_HUB_CACHE) / ("models--" + repo.strip("/").replace("/", "--"))
+    return None if folder.exists() else reason
 
 
 @dataclass(frozen=True)
@@ -70,9 +88,12 @@ def _sha256_file(path: Path) -> str:
 @functools.lru_cache(maxsize=None)
 def parse_clip_model(value: str | None) -> ClipModelSpec:
     """Validate a --clip-model value (one-line EvalsuiteError on bad input); loads no weights."""
+    raw = (value or DEFAULT_CLIP_MODEL).strip()
+    if raw == DEFAULT_CLIP_MODEL:   # known to open_clip (a test checks): no import of open_clip/torch for it
+        name, tag = raw.split(":")
+        return ClipModelSpec(raw, name, tag, None, None, raw)
     import open_clip
 
-    raw = (value or DEFAULT_CLIP_MODEL).strip()
     if raw.startswith("hf-hub:"):
         return ClipModelSpec(raw, raw, None, None, None, raw)
     name, sep, rest = raw.partition(":")
@@ -193,6 +214,7 @@ def load_clip(spec: ClipModelSpec, device: str | None = None) -> ClipModel:
     if k in _FAILED:
         raise ClipUnavailable(_FAILED[k])
     offline = False
+    hub_repo = None
     try:
         if spec.checkpoint:
             pretrained = spec.checkpoint
@@ -200,8 +222,10 @@ def load_clip(spec: ClipModelSpec, device: str | None = None) -> ClipModel:
             pretrained = spec.pretrained
             offline = _env_offline() or not _hub_reachable()
             if spec.pretrained:
+                cfg = open_clip.get_pretrained_cfg(spec.name, spec.pretrained)
+                hub_repo = os.path.split(cfg.get("hf_hub") or "")[0] or None   # open_clip: "ORG/REPO/[FILE]"
                 with _hub_offline(offline):
-                    open_clip.download_pretrained(open_clip.get_pretrained_cfg(spec.name, spec.pretrained))
+                    open_clip.download_pretrained(cfg)
         with _hub_offline(offline):
             model, _, preprocess = open_clip.create_model_and_transforms(
                 spec.name, pretrained=pretrained, device=device, image_resize_mode=RESIZE_MODE)
@@ -211,7 +235,7 @@ def load_clip(spec: ClipModelSpec, device: str | None = None) -> ClipModel:
         where = "offline, not in the local cache" if offline else "could not be loaded"
         reason = f"CLIP weights {spec.identity} unavailable ({where}): {first}"
         _FAILED[k] = reason
-        raise ClipUnavailable(reason) from None
+        raise ClipUnavailable(reason, hub_repo if offline else None) from None
     model.eval()
     tokenizer = open_clip.get_tokenizer(spec.name)
     ctx = int(getattr(tokenizer, "context_length", None) or getattr(model, "context_length", 77) or 77)
