@@ -202,6 +202,8 @@ def _short_error(e: BaseException) -> str:
         errs = e.errors()
         if errs:
             x = errs[0]
+            if x.get("type") == "json_invalid":
+                return f"not valid JSON ({str(x.get('msg', '')).removeprefix('Invalid JSON: ')})"
             loc = ".".join(str(p) for p in x.get("loc", ())) or "record"
             return f"{loc}: {x.get('msg', 'invalid')}" + (f" (+{len(errs) - 1} more)" if len(errs) > 1 else "")
     if isinstance(e, json.JSONDecodeError):

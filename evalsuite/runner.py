@@ -321,7 +321,8 @@ def _run(backends, prompts, *, seeds, num_seeds, categories, limit, size, run_di
     new_entries = [row[0] for rows_ in plan.entries.values() for row in rows_]
     planned_now = {(e.backend, e.prompt_id, e.seed) for e in new_entries}
     same_settings = {b.label for b in objs if old_info is not None and b.label in old_info.backends
-                     and stable_hash(old_info.backends[b.label].key) == stable_hash(b.key())}
+                     and stable_hash(old_info.backends[b.label].key) == stable_hash(b.key())
+                     and old_info.size == (list(size) if size else None)}
     kept = [e for e in old_plan
             if e.backend not in plan.entries
             or (e.backend in same_settings and (e.backend, e.prompt_id, e.seed) not in planned_now
