@@ -327,6 +327,10 @@ def _run(backends, prompts, *, seeds, num_seeds, categories, limit, size, run_di
             if e.backend not in plan.entries
             or (e.backend in same_settings and (e.backend, e.prompt_id, e.seed) not in planned_now
                 and (e.prompt_id not in new_prompts or old_prompts.get(e.prompt_id) == new_prompts[e.prompt_id]))]
+    widened = sum(e.backend in plan.entries for e in kept)
+    if widened:
+        log(f"plan: {widened} item(s) of earlier invocations of these backends stay planned (the plan is a union); "
+            f"scores and reports cover all {len(kept) + len(new_entries)} planned items")
     kept_ids = {e.prompt_id for e in kept}
     for pid in kept_ids & set(new_prompts):
         if old_prompts.get(pid) is not None and old_prompts[pid] != new_prompts[pid]:
@@ -371,7 +375,9 @@ def _run(backends, prompts, *, seeds, num_seeds, categories, limit, size, run_di
     info = RunInfo(
         evalsuite_version=__version__, created=old_info.created if old_info else stamp, updated=stamp,
         prompt_set={"name": prompt_set.name, "source": prompt_set.source, "sha256": prompt_set.sha256,
-                    "count": len(prompt_set.prompts), "categories": categories, "limit": limit},
+                    "count": len(prompt_set.prompts), "categories": categories, "limit": limit,
+                    "planned_items": len(kept) + len(new_entries),
+                    "kept_from_earlier_invocations": widened},
         seeds=seed_list, size=list(size) if size else None, backends=backend_infos, environment=env,
         invocations=(old_info.invocations if old_info else []) + [
             {"time": stamp, "argv": redact_obj(list(argv)) if argv is not None else None,

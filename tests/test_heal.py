@@ -155,8 +155,10 @@ def test_plan_is_a_union_of_invocations(finished, tmp_path):
     d = tmp_path / "run"
     shutil.copytree(finished, d)
     before = (d / "plan.jsonl").read_text().splitlines()
-    res, _ = _run(d, limit=1)
+    res, logs = _run(d, limit=1)
     assert res.total("reused") == 2 and res.total("generated") == 0
+    assert any("4 item(s) of earlier invocations" in m and "all 6 planned items" in m for m in logs), logs
+    assert RunFolder(d).info.prompt_set["planned_items"] == 6
     assert sorted((d / "plan.jsonl").read_text().splitlines()) == sorted(before)
     _run(d, seeds=[0])
     assert sorted((d / "plan.jsonl").read_text().splitlines()) == sorted(before)
