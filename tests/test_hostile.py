@@ -157,6 +157,7 @@ def cases(a: Path) -> list[tuple[str, list[str], str]]:
         ("backend-folder-is-file", T + [f"folder:{f}"], "is a file, not a folder"),
         ("backend-folder-no-ref", T + ["folder"], "needs a reference"),
         ("backend-lora-missing", T + [f"flux-tiny:lora={a / 'nope.safetensors'}"], "nope.safetensors"),
+        ("backend-lora-scale-nan", T + [f"flux-tiny:lora={a / 'file.txt'}:nan"], "finite number"),
         ("backend-gguf-missing", T + [f"flux-tiny@gguf:{a / 'nope.gguf'}"], "nope.gguf"),
         ("backend-replicate-no-token", T + ["replicate:black-forest-labs/flux-schnell"], "REPLICATE_API_TOKEN"),
         ("backend-replicate-bad-model", T + ["replicate:not-a-model"], "expected replicate:OWNER/MODEL"),
