@@ -1,4 +1,6 @@
-"""Command line: a thin layer over the Python API (evalsuite.run, ...). Exit codes: 0 ok, 2 bad input."""
+"""Command line: a thin layer over the Python API (evalsuite.run, ...). Exit codes: 0 ok, 2 bad input,
+1 an unexpected internal error (one line; `evalsuite --debug ...` or EVALSUITE_DEBUG=1 shows the trace),
+130 interrupted. Every message is one line and goes through the secret redaction."""
 
 from __future__ import annotations
 
@@ -396,11 +398,13 @@ def _cmd_agree(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="evalsuite",
         description="Evaluate text-to-image models: prompt following, CLIP alignment and OCR text accuracy.",
     )
     parser.add_argument("--version", action="version", version=f"evalsuite {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full trace of an unexpected error (also EVALSUITE_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_run(sub)
     _add_score(sub)
@@ -410,7 +414,94 @@ def build_parser() -> argparse.ArgumentParser:
     _add_compare(sub)
     _add_regress(sub)
     _add_agree(sub)
+    _add_check(sub)
     return parser
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """Usage errors in one line (what is wrong and where to look), exit code 2."""
+
+    def error(self, message: str):
+        from .backends.remote import redact
+
+        self.exit(2, f"{self.prog}: error: {redact(' '.join(message.split()))} (see `{self.prog} --help`)\n")
+
+
+def _add_check(sub) -> None:
+    p = sub.add_parser(
+        "check", help="list every problem of a run folder (damaged records, plan lines, run.json, images); --repair",
+        description="Check a run folder the way fsck checks a disk: run.json, prompts.jsonl and plan.jsonl line by "
+                    "line, every record, every finished image (present, complete, the hash its record names), and "
+                    "temporary files of killed processes. With --repair, damaged items move to RUN_DIR/quarantine/ "
+                    "(the next `evalsuite run` generates them again), the plan and run.json are rebuilt from the "
+                    "records. Exit code 0: no problems (or all repaired), 2: problems found.",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--repair", action="store_true", help="repair what can be repaired (nothing intact is touched)")
+    p.set_defaults(handler=_cmd_check)
+
+
+def _cmd_check(args) -> int:
+    from .check import check_run
+
+    res = check_run(args.run_dir, repair=args.repair)
+    for prob in res.problems:
+        print(f"{res.path / prob.where()}: {prob.what}" + (f" [{'repaired: ' if args.repair else 'repair: '}"
+                                                             f"{prob.fix}]" if prob.fix else ""))
+    print(res.summary())
+    if not res.problems:
+        return 0
+    unrepaired = [p for p in res.problems if not p.fix]
+    return 0 if args.repair and not unrepaired else 2
+
+
+def _non_finite(args) -> str | None:
+    """The first float option given as nan or inf (argparse's float() accepts both)."""
+    import math
+
+    for k, v in vars(args).items():
+        if isinstance(v, float) and not math.isfinite(v):
+            return f"--{k.replace('_', '-')} must be a finite number, got {v}"
+    return None
+
+
+def _guarded(fn, debug: bool) -> int:
+    """Run a command; every failure becomes one line on stderr (the trace only with --debug)."""
+    import os
+
+    from .backends.remote import redact
+
+    debug = debug or os.environ.get("EVALSUITE_DEBUG", "") not in ("", "0")
+    try:
+        return fn()
+    except EvalsuiteError as e:
+        print(f"error: {redact(' '.join(str(e).split()))}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: finished items are kept; rerun the same command to resume", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        from .cliconfig import closed_pipe
+
+        return closed_pipe()
+    except OSError as e:  # a file or folder that cannot be read or written: the user's to fix
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        print(f"error: {redact(where)}{e.strerror or type(e).__name__}" + ("" if debug else
+              " (rerun with `evalsuite --debug ...` for the trace)"), file=sys.stderr)
+        return 2
+    except Exception as e:  # noqa: BLE001 - the top-level guard: one line, never a trace unless asked
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        msg = redact(" ".join(f"{type(e).__name__}: {e}".split()))[:300]
+        print(f"error: unexpected {msg}" + ("" if debug else
+              "; rerun with `evalsuite --debug ...` for the trace and report it"), file=sys.stderr)
+        return 1
 
 
 def _quiet_third_party() -> None:
@@ -422,7 +513,7 @@ def _quiet_third_party() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .cliconfig import apply_run_config, closed_pipe, merge_appends, polish_help
+    from .cliconfig import apply_run_config, merge_appends, polish_help
 
     parser = build_parser()
     polish_help(parser)
@@ -434,16 +525,14 @@ def main(argv: list[str] | None = None) -> int:
     except EvalsuiteError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:   # usage errors (one line, code 2), --help and --version (0): returned, not raised
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
     merge_appends(args, run_config)
     args.run_config = run_config
-    try:
-        return args.handler(args)
-    except BrokenPipeError:
-        return closed_pipe()
-    except EvalsuiteError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print("interrupted: finished items are kept; rerun the same command to resume", file=sys.stderr)
-        return 130
+    bad = _non_finite(args)
+    if bad:
+        print(f"error: {bad}", file=sys.stderr)
+        return 2
+    return _guarded(lambda: args.handler(args), getattr(args, "debug", False))

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from .prompts import Prompt, PromptSet, dump_prompt_set_yaml, load_prompt_file
+from .runfolder import atomic_write_text
 
 PROMPTS_DIR = Path(__file__).resolve().parent / "data" / "prompts"
 CORE_SOURCES = ("text", "compositional")
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         ok = args.out.is_file() and args.out.read_text(encoding="utf-8") == text
         print(f"{args.out}: {'up to date' if ok else 'out of date; run python -m evalsuite.coreset'}")
         return 0 if ok else 1
-    args.out.write_text(text, encoding="utf-8")
+    atomic_write_text(args.out, text)
     print(f"wrote {args.out} ({text.count(chr(10) + '- id: ')} prompts)")
     return 0
 

@@ -127,6 +127,8 @@ def _dedupe(path: Path, rows: list[tuple[str, Prompt]], warn: Warn | None) -> li
 
 
 def _read_text(path: Path) -> str:
+    if path.is_dir():
+        raise EvalsuiteError(f"{path} is a directory, not a file to import")
     if not path.is_file():
         raise EvalsuiteError(f"{path}: no such file")
     try:
@@ -375,6 +377,8 @@ def import_file(fmt: str, path: str | Path, warn: Warn | None = _stderr_warn) ->
     if fmt not in IMPORTERS:
         raise EvalsuiteError(f"unknown import format '{fmt}'; formats: {', '.join(IMPORTERS)}")
     path = Path(path)
+    if path.is_dir():
+        raise EvalsuiteError(f"{path} is a directory, not a file to import")
     if not path.exists():
         raise EvalsuiteError(f"{path}: no such file")
     prompts = IMPORTERS[fmt](path, warn)

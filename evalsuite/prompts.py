@@ -124,6 +124,9 @@ def available_sets() -> dict[str, Path]:
 def resolve_prompt_source(name_or_path: str) -> Path:
     p = Path(name_or_path)
     if p.suffix in PROMPT_SUFFIXES or os.sep in name_or_path or p.exists():
+        if p.is_dir():
+            raise EvalsuiteError(f"prompt file {name_or_path} is a directory; give a .yaml or .jsonl file "
+                                 "(or the name of a set: `evalsuite prompts list`)")
         if not p.is_file():
             raise EvalsuiteError(f"prompt file {name_or_path} does not exist")
         return p
@@ -236,7 +239,14 @@ def dump_prompt_set_yaml(name: str, description: str, prompts: list[Prompt]) -> 
 
 
 def _read_entries(path: Path) -> tuple[list[Any], dict[str, Any]]:
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = path.read_bytes()[:e.start].count(b"\n") + 1
+        raise EvalsuiteError(f"{path}: line {line}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset "
+                             f"{e.start}); save the file as UTF-8") from None
+    except IsADirectoryError:
+        raise EvalsuiteError(f"{path} is a directory, not a prompt file") from None
     meta: dict[str, Any] = {}
     if path.suffix == ".jsonl":
         entries = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import re
 import sys
 import threading
@@ -15,12 +16,14 @@ from typing import Any, Iterable
 
 from . import __version__
 from .backends import REGISTRY, GenRequest, GenResult, make_backend, parse_size, planning
-from .backends.remote import Budget
+from .backends.remote import Budget, one_line, redact, redact_obj
+from .check import rebuild_info, recovered_entries
 from .envinfo import environment
 from .errors import BackendError, EvalsuiteError
 from .prompts import Prompt, PromptSet, load_prompt_set
 from .runfolder import (BackendInfo, ItemRecord, PlanEntry, RunInfo, atomic_write_bytes, atomic_write_json,
-                        item_key, item_paths, read_jsonl, remove_partial_files, write_jsonl)
+                        image_problem, item_key, item_paths, load_json_model, quarantine, remove_partial_files,
+                        scan_jsonl, stable_hash, write_jsonl)
 
 DEFAULT_SEEDS = (0, 1)
 RESULTS_ROOT = Path("results")
@@ -271,6 +274,9 @@ def _run(backends, prompts, *, seeds, num_seeds, categories, limit, size, run_di
         raise EvalsuiteError(f"two backends map to the same folder label: {labels}")
     if concurrency is not None and concurrency < 1:
         raise EvalsuiteError(f"--concurrency must be at least 1, got {concurrency}")
+    for name, v in (("--max-cost", max_cost), ("--rate-limit", rate_limit)):
+        if v is not None and not math.isfinite(v):
+            raise EvalsuiteError(f"{name} must be a finite number, got {v}")
     if max_cost is not None and max_cost < 0:
         raise EvalsuiteError(f"--max-cost must be >= 0, got {max_cost}")
     if rate_limit is not None and rate_limit <= 0:
@@ -287,19 +293,56 @@ def _run(backends, prompts, *, seeds, num_seeds, categories, limit, size, run_di
     run_dir = Path(run_dir) if run_dir else RESULTS_ROOT / prompt_set.name
     plan = _Plan(run_dir, objs, prompt_set, seed_list, size)
 
-    # 2. Merge with what the folder already holds.
+    # 2. Merge with what the folder already holds. Damaged files (run.json, plan or prompt lines, records,
+    # images of finished items) are listed now and moved to quarantine/ once writing starts (never in a dry run).
+    if run_dir.exists() and not run_dir.is_dir():
+        raise EvalsuiteError(f"--run-dir {run_dir} is a file, not a directory; give a folder path")
+    heal: list[tuple[str, str]] = []          # (path relative to run_dir, why) to quarantine before generating
     old_info = None
     if (run_dir / "run.json").exists():
-        try:
-            old_info = RunInfo.model_validate_json((run_dir / "run.json").read_text(encoding="utf-8"))
-        except Exception as e:
-            raise EvalsuiteError(f"{run_dir / 'run.json'}: not a readable run.json ({e}); use another --run-dir") from None
+        old_info, prob = load_json_model(run_dir / "run.json", RunInfo, "run.json")
+        if prob is not None:
+            log(f"{run_dir / 'run.json'}: damaged ({prob.what}); it goes to quarantine/ and is rebuilt from the "
+                "item records")
+            heal.append(("run.json", f"damaged run.json: {prob.what}"))
+            old_info = rebuild_info(run_dir)
+    elif run_dir.exists() and (run_dir / "items").is_dir():
+        log(f"{run_dir}: run.json is missing; rebuilding it from the item records")
+        old_info = rebuild_info(run_dir)
     elif run_dir.exists() and any(run_dir.iterdir()):
         raise EvalsuiteError(f"{run_dir} exists and is not a run folder; use another --run-dir")
-    old_plan = [PlanEntry.model_validate(d) for d in read_jsonl(run_dir / "plan.jsonl")]
-    kept = [e for e in old_plan if e.backend not in plan.entries]
-    old_prompts = {d["id"]: Prompt.model_validate(d) for d in read_jsonl(run_dir / "prompts.jsonl")}
+    rows, plan_problems = scan_jsonl(run_dir / "plan.jsonl", "plan.jsonl", PlanEntry)
+    old_plan = [e for _, e in rows]
+    if plan_problems or (old_info is not None and not (run_dir / "run.json").is_file()) or heal:
+        old_plan += recovered_entries(run_dir, old_plan)
+    if plan_problems:
+        for prob in plan_problems:
+            log(f"{run_dir / prob.where()}: damaged plan line ({prob.what}); the plan is rebuilt from its good "
+                "lines and the item records")
+        heal.append(("plan.jsonl", "; ".join(str(x) for x in plan_problems[:5])))
+    prows, prompt_problems = scan_jsonl(run_dir / "prompts.jsonl", "prompts.jsonl", Prompt)
+    for prob in prompt_problems:
+        log(f"{run_dir / prob.where()}: damaged prompt line ({prob.what}); dropped")
+    if prompt_problems:
+        heal.append(("prompts.jsonl", "; ".join(str(x) for x in prompt_problems[:5])))
+    old_prompts = {d.id: d for _, d in prows}
     new_prompts = prompt_set.by_id()
+    # The plan is a union: entries of earlier invocations stay (a narrower rerun with --limit, --category or
+    # fewer seeds drops nothing), except those the new plan replaces: the same (backend, prompt, seed), or a
+    # backend whose pixel settings changed (its old items must not mix with the new ones), or a changed prompt.
+    new_entries = [row[0] for rows_ in plan.entries.values() for row in rows_]
+    planned_now = {(e.backend, e.prompt_id, e.seed) for e in new_entries}
+    same_settings = {b.label for b in objs if old_info is not None and b.label in old_info.backends
+                     and stable_hash(old_info.backends[b.label].key) == stable_hash(b.key())
+                     and old_info.size == (list(size) if size else None)}
+    kept = [e for e in old_plan
+            if e.backend not in plan.entries
+            or (e.backend in same_settings and (e.backend, e.prompt_id, e.seed) not in planned_now
+                and (e.prompt_id not in new_prompts or old_prompts.get(e.prompt_id) == new_prompts[e.prompt_id]))]
+    widened = sum(e.backend in plan.entries for e in kept)
+    if widened:
+        log(f"plan: {widened} item(s) of earlier invocations of these backends stay planned (the plan is a union); "
+            f"scores and reports cover all {len(kept) + len(new_entries)} planned items")
     kept_ids = {e.prompt_id for e in kept}
     for pid in kept_ids & set(new_prompts):
         if old_prompts.get(pid) is not None and old_prompts[pid] != new_prompts[pid]:
@@ -309,10 +352,9 @@ def _run(backends, prompts, *, seeds, num_seeds, categories, limit, size, run_di
             )
     merged_prompts = {pid: old_prompts[pid] for pid in kept_ids if pid in old_prompts}
     merged_prompts.update(new_prompts)
-    new_entries = [row[0] for rows in plan.entries.values() for row in rows]
 
     # What is still to make (read-only): the cost guard and --dry-run need it before anything is written.
-    todos, counts_by = _todo(plan, run_dir, retry_failed, retry_filtered)
+    todos, counts_by = _todo(plan, run_dir, retry_failed, retry_filtered, heal, log)
     _cost_guard(objs, plan, todos, yes=yes, dry_run=dry_run, max_cost=max_cost,
                 max_calls_without_confirm=max_calls_without_confirm, log=log)
     if dry_run:
@@ -332,7 +374,7 @@ def _run(backends, prompts, *, seeds, num_seeds, categories, limit, size, run_di
     for b in objs:
         prev = backend_infos.get(b.label)
         backend_infos[b.label] = BackendInfo(
-            spec=b.spec, name=b.name, config=b.config(), key=b.key(),
+            spec=redact(b.spec), name=b.name, config=redact_obj(b.config()), key=b.key(),
             labelled_noise=bool(getattr(b, "labelled_noise", False)),
             # a rerun that generates nothing keeps the load time measured when the model was loaded
             load_s=prev.load_s if prev is not None and prev.key == b.key() else None,
@@ -342,9 +384,10 @@ def _run(backends, prompts, *, seeds, num_seeds, categories, limit, size, run_di
                 and prev.config.get("weight_memory") is not None:
             backend_infos[b.label].config["weight_memory"] = prev.config["weight_memory"]
     prompt_info = {"name": prompt_set.name, "source": prompt_set.source, "sha256": prompt_set.sha256,
-                   "count": len(prompt_set.prompts), "categories": categories, "limit": limit}
+                   "count": len(prompt_set.prompts), "categories": categories, "limit": limit,
+                   "planned_items": len(kept) + len(new_entries), "kept_from_earlier_invocations": widened}
     # A rerun with nothing to do and nothing changed rewrites nothing (and measures no environment).
-    unchanged = (old_info is not None and not dist.active and not any(todos.values())
+    unchanged = (old_info is not None and not dist.active and not any(todos.values()) and not heal
                  and old_info.evalsuite_version == __version__ and old_info.prompt_set == prompt_info
                  and old_info.seeds == seed_list and old_info.size == (list(size) if size else None)
                  and all(k in old_info.backends and _same(old_info.backends[k], v) for k, v in backend_infos.items())
@@ -360,8 +403,9 @@ def _run(backends, prompts, *, seeds, num_seeds, categories, limit, size, run_di
         prompt_set=prompt_info,
         seeds=seed_list, size=list(size) if size else None, backends=backend_infos, environment=env,
         invocations=(old_info.invocations if old_info else []) + [
-            {"time": stamp, "argv": argv, "backends": specs, "seeds": seed_list,
-             **({"config": config} if config else {})}],
+            {"time": stamp, "argv": redact_obj(list(argv)) if argv is not None else None,
+             "backends": redact_obj(specs), "seeds": seed_list,
+             **({"config": redact_obj(config)} if config else {})}],
     )
     if unchanged:
         info = old_info
@@ -371,6 +415,10 @@ def _run(backends, prompts, *, seeds, num_seeds, categories, limit, size, run_di
         removed = remove_partial_files(run_dir)
         if removed:
             log(f"removed {removed} partial file(s) left by an interrupted run")
+        for rel, why in heal:
+            moved = quarantine(run_dir, rel, why)
+            if moved is not None:
+                log(f"moved {rel} to {moved.relative_to(run_dir)} ({why})")
         write_jsonl(run_dir / "prompts.jsonl", [merged_prompts[k] for k in sorted(merged_prompts)])
         write_jsonl(run_dir / "plan.jsonl", kept + new_entries)
         atomic_write_json(run_dir / "run.json", info.model_dump())
@@ -500,10 +548,15 @@ def _same(a, b) -> bool:
     return json.dumps(a.model_dump(mode="json"), sort_keys=True) == json.dumps(b.model_dump(mode="json"), sort_keys=True)
 
 
-def _todo(plan: "_Plan", run_dir: Path, retry_failed: bool, retry_filtered: bool):
-    """Per backend: the items still to generate, and counts of what the folder already holds."""
+def _todo(plan: "_Plan", run_dir: Path, retry_failed: bool, retry_filtered: bool,
+          heal: list[tuple[str, str]] | None = None, log=None):
+    """Per backend: the items still to generate, and counts of what the folder already holds.
+
+    A damaged record, or an ok record whose image is missing or truncated, makes its item one to generate;
+    its files are added to `heal` (moved to quarantine/ once writing starts). Reads only."""
     todos: dict[str, list] = {}
     counts_by: dict[str, BackendCounts] = {}
+    heal = heal if heal is not None else []
     for label, rows in plan.entries.items():
         counts = BackendCounts(planned=len(rows), skipped_prompts=plan.skipped[label])
         counts_by[label] = counts
@@ -511,7 +564,17 @@ def _todo(plan: "_Plan", run_dir: Path, retry_failed: bool, retry_filtered: bool
         for entry, prompt, w, h in rows:
             rec_path = run_dir / entry.record
             if rec_path.is_file():
-                rec = ItemRecord.model_validate_json(rec_path.read_text(encoding="utf-8"))
+                rec, prob = load_json_model(rec_path, ItemRecord, entry.record)
+                why = f"damaged record: {prob.what}" if prob is not None else image_problem(run_dir, rec)
+                if why is not None:
+                    if log is not None:
+                        log(f"{run_dir / entry.record}: {why}; the item is generated again (old files go to "
+                            "quarantine/)")
+                    heal.append((entry.record, why))
+                    if (run_dir / entry.image).is_file():
+                        heal.append((entry.image, why))
+                    todo.append((entry, prompt, w, h))
+                    continue
                 again = (retry_failed and rec.status == "failed") or (retry_filtered and rec.status == "filtered")
                 if not again:
                     counts.reused += rec.status == "ok"
@@ -584,9 +647,9 @@ def _write_record(b, entry, prompt, res: GenResult, run_dir: Path, counts: Backe
     """Store one item: the PNG (atomic), then its record (atomic; its presence marks the item finished);
     update the counts. `timing`: the ItemRecord's steps/guidance/latency/memory fields."""
     rec = ItemRecord(
-        backend=b.label, spec=b.spec, prompt_id=prompt.id, prompt=prompt.prompt, category=prompt.category,
-        seed=entry.seed, key=entry.key, status=res.status, error=res.error,
-        applied={**res.applied, "seed": res.seed}, created=now(), **timing,
+        backend=b.label, spec=redact(b.spec), prompt_id=prompt.id, prompt=prompt.prompt, category=prompt.category,
+        seed=entry.seed, key=entry.key, status=res.status, error=redact(res.error),
+        applied=redact_obj({**res.applied, "seed": res.seed}), created=now(), **timing,
     )
     if res.status == "ok" and res.image is not None:
         data = _png_bytes(res.image)
@@ -661,8 +724,8 @@ def _failure_summary(run_dir: Path, plan: "_Plan", per_backend: int = 3) -> dict
         for entry, *_ in rows:
             p = run_dir / entry.record
             if p.is_file():
-                rec = ItemRecord.model_validate_json(p.read_text(encoding="utf-8"))
-                if rec.status in bad:
+                rec, _ = load_json_model(p, ItemRecord, entry.record)
+                if rec is not None and rec.status in bad:
                     bad[rec.status].append((f"{rec.prompt_id} s{rec.seed}", rec.error or ""))
         lines = []
         for status, items in bad.items():
@@ -693,7 +756,7 @@ def _generate_backend(b, todo, run_dir: Path, info: RunInfo, counts: BackendCoun
     load_s = time.perf_counter() - t0
     info.backends[b.label].load_s = round(load_s, 4)
     cfg = b.config()
-    info.backends[b.label].config = cfg  # now with what load() measured (e.g. weight memory)
+    info.backends[b.label].config = redact_obj(cfg)  # now with what load() measured (e.g. weight memory)
     # First call alone (the warm-up, excluded from medians), then batches of the backend's size.
     batches = [todo[:1]] + [todo[i:i + b.max_batch_size] for i in range(1, len(todo), b.max_batch_size)]
     desc = b.label if rank is None else f"{b.label} [rank {rank}]"
@@ -710,7 +773,7 @@ def _generate_backend(b, todo, run_dir: Path, info: RunInfo, counts: BackendCoun
                 except EvalsuiteError:
                     raise
                 except Exception as e:  # this batch fails; the run goes on
-                    results = [GenResult(status="failed", error=f"{type(e).__name__}: {e}".splitlines()[0][:500])
+                    results = [GenResult(status="failed", error=one_line(f"{type(e).__name__}: {e}".splitlines()[0]))
                                for _ in reqs]
                 per_item = (time.perf_counter() - t) / len(batch)
             vram = _peak_vram_gb()

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import importlib
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -225,10 +226,40 @@ def make_backend(raw: str):
     return factory(spec)
 
 
+# Options that change how an image is fetched, never its pixels: they stay out of labels and cache keys, so
+# a rerun with another timeout, retry count, concurrency, price, base URL or credential reuses every item.
+TRANSPORT_OPTIONS = ("concurrency", "retries", "retry_base", "timeout", "poll_interval", "price", "max_download_mb",
+                     "base_url")
+
+
+def pixel_spec(spec: str) -> str:
+    """The spec string without transport options and without a URL reference (a server address such as
+    comfyui:http://user:PASS@host:8188 is transport too), e.g.
+    'replicate:a/b,timeout=5,steps=4' -> 'replicate:a/b,steps=4'."""
+    spec = spec.strip()
+    m = _SPEC.match(spec)
+    if not m or m.group("args") is None:
+        return spec
+    head = m.group("name") + (f"@{m.group('quant')}" if m.group("quant") else "")
+    parts = m.group("args").split(",")
+    kept = []
+    for i, part in enumerate(parts):
+        k = part.split("=", 1)[0].strip() if "=" in part else None
+        if k is None and "://" in part:
+            continue
+        if k in TRANSPORT_OPTIONS:
+            continue
+        kept.append(part)
+    if len(kept) == len(parts):
+        return spec
+    return head + (":" + ",".join(kept) if kept else "")
+
+
 def label_for(spec: str) -> str:
-    """A folder-safe, stable label for a spec string."""
+    """A folder-safe, stable label for a spec string: it depends only on what changes pixels (pixel_spec)."""
     import hashlib
 
+    spec = pixel_spec(spec)
     label = re.sub(r"[^A-Za-z0-9._@=-]+", "_", spec).replace("=", "-").strip("_.")
     if len(label) > 64:
         label = label[:48].rstrip("_.") + "_" + hashlib.sha256(spec.encode()).hexdigest()[:8]
@@ -275,6 +306,8 @@ def take_options(spec: BackendSpec, schema: dict[str, Any], defaults: dict[str, 
                     raise EvalsuiteError(f"{where} must be {'>= 1' if k in POSITIVE else '>= 0'}, got {v}")
             elif t is float:
                 val = float(v)
+                if not math.isfinite(val):
+                    raise EvalsuiteError(f"{where} must be a finite number, got '{v}'")
                 if val < 0:
                     raise EvalsuiteError(f"{where} must be >= 0, got {v}")
             elif t is bool:

@@ -45,6 +45,8 @@ class FolderBackend:
                                  "(letters, digits, '.', '_', '-', '@'; at most 64 characters)")
         self.default_size = tuple(self.opts["size"])
         self.root = Path(spec.ref).expanduser()
+        if self.root.exists() and not self.root.is_dir():
+            raise EvalsuiteError(f"backend '{spec.raw}': {self.root} is a file, not a folder of images")
         if not self.root.is_dir():
             raise EvalsuiteError(f"backend '{spec.raw}': folder {self.root} does not exist")
         self.files = self._index()
@@ -108,7 +110,7 @@ class FolderBackend:
                 with Image.open(p) as im:
                     img = im.convert("RGB")
             except Exception as e:  # unreadable image: this item fails, the run goes on
-                out.append(GenResult(status="failed", seed=r.seed, error=f"{p}: not a readable image ({e})"))
+                out.append(GenResult(status="failed", seed=r.seed, error=f"{p}: not a readable image ({type(e).__name__})"))
                 continue
             out.append(GenResult(image=img, seed=r.seed, applied={
                 "source_file": str(p.relative_to(self.root)), "source_sha256": _sha256(p),

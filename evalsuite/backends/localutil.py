@@ -6,6 +6,7 @@ weight-memory accounting and the TEST-ONLY weight damage of the miniature models
 from __future__ import annotations
 
 import hashlib
+import math
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +165,8 @@ def parse_loras(spec) -> list[dict[str, Any]]:
             except ValueError:
                 pass
         where = f"backend '{spec.raw}': option 'lora={v}'"
+        if not math.isfinite(scale):
+            raise EvalsuiteError(f"{where}: the scale must be a finite number, got '{scale}'")
         p = Path(path).expanduser()
         if not p.exists():
             raise EvalsuiteError(f"{where}: no such file or folder (lora= takes a local LoRA .safetensors file or a "

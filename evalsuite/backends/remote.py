@@ -6,8 +6,11 @@
 - downloads: `fetch_image(src, ...)` accepts https URLs and data: URIs (plain http only to loopback and
   only when EVALSUITE_ALLOW_LOOPBACK_HTTP=1, for the fake servers of the tests), caps the size, checks
   the content type, verifies and decodes with PIL, and returns the image plus the original bytes' hash.
-- secrets: keys come only from environment variables; `redact(text)` removes them (and anything that
-  looks like an Authorization value) from every message that may reach a record, a log or the screen.
+- secrets: keys come only from environment variables; `redact(text)` removes them, anything that looks
+  like an Authorization value, the password of a URL (`http://user:PASS@host`) and credential-like query
+  parameters (`?token=`, `key=`, `sig=`, ...) from every text that may reach a record, run.json, a log or
+  the screen; it runs before any cut to length, so no fragment of a key survives a truncation.
+  `redact_obj(obj)` does the same for every string inside a config dict or list.
 - prices: a dated table of USD per image, overridable per backend with `price=`.
 - the options every remote backend takes (same names everywhere): concurrency, retries, retry_base,
   timeout, poll_interval, price, max_download_mb.
@@ -93,10 +96,22 @@ _AUTH_PATTERNS = [
 ]
 
 
+# URL userinfo (user:password@) and query parameters that carry credentials
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^/\s:@?#]*):([^/\s@?#]*)@")
+_URL_USER_ONLY = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^/\s:@?#]+)@")
+CREDENTIAL_PARAMS = ("token", "access_token", "api_key", "apikey", "key", "secret", "password", "passwd", "pwd",
+                     "auth", "authorization", "sig", "signature", "x-amz-signature", "x-amz-credential",
+                     "x-amz-security-token", "credential", "session", "client_secret", "code")
+_QUERY_CRED = re.compile(r"(?i)([?&;](?:[a-z0-9_.-]*[_-])?(?:" + "|".join(re.escape(p) for p in CREDENTIAL_PARAMS)
+                         + r")=)[^&#\s\"',}]*")
+
+
 def redact(text: str | None, extra: tuple[str, ...] = ()) -> str | None:
-    """Remove secret values (from SECRET_ENV and extra) and Authorization-like values from text."""
+    """Remove secret values (from SECRET_ENV and extra), Authorization-like values, URL passwords and
+    credential-like query parameters from text. Run it on the whole text, before any truncation."""
     if text is None:
         return None
+    text = str(text)
     secrets = [os.environ.get(n, "") for n in SECRET_ENV] + list(extra)
     if os.environ.get("FAL_KEY_ID") and os.environ.get("FAL_KEY_SECRET"):
         secrets.append(f"{os.environ['FAL_KEY_ID']}:{os.environ['FAL_KEY_SECRET']}")
@@ -106,12 +121,27 @@ def redact(text: str | None, extra: tuple[str, ...] = ()) -> str | None:
     text = _AUTH_PATTERNS[1].sub(lambda m: m.group(1) + " ***", text)
     text = _AUTH_PATTERNS[2].sub(lambda m: m.group(1) + "***", text)
     text = _AUTH_PATTERNS[3].sub("***", text)
+    text = _URL_USERINFO.sub(lambda m: f"{m.group(1)}{m.group(2)}:***@", text)
+    text = _URL_USER_ONLY.sub(lambda m: f"{m.group(1)}***@", text)
+    text = _QUERY_CRED.sub(lambda m: m.group(1) + "***", text)
     return text
 
 
+def redact_obj(obj: Any) -> Any:
+    """redact() applied to every string (keys and values) inside dicts, lists and tuples."""
+    if isinstance(obj, str):
+        return redact(obj)
+    if isinstance(obj, dict):
+        return {redact_obj(k): redact_obj(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(redact_obj(v) for v in obj)
+    return obj
+
+
 def one_line(text: str, limit: int = 500) -> str:
-    text = " ".join(str(text).split())
-    return redact(text[:limit])
+    """Redacted first, then whitespace folded and cut to `limit` characters."""
+    text = " ".join(redact(str(text)).split())
+    return text[:limit]
 
 
 # ---- failures and retries ----
@@ -174,15 +204,15 @@ def _response_message(r) -> str:
     try:
         body = r.json()
     except Exception:
-        return (r.text or r.reason_phrase or "")[:300]
+        return redact(r.text or r.reason_phrase or "")[:300]
     if isinstance(body, dict):
         for k in ("detail", "error", "message", "title"):
             v = body.get(k)
             if isinstance(v, dict):
                 v = v.get("message") or v.get("detail") or str(v)
             if v:
-                return str(v)
-    return str(body)[:300]
+                return redact(str(v))
+    return redact(str(body))[:300]
 
 
 @dataclass
@@ -216,7 +246,7 @@ def with_retry(fn: Callable[[], T], policy: RetryPolicy, classify: Callable[[Bas
             failure = classify(e)
         if stats is not None:
             stats["retries"] = stats.get("retries", 0) + (1 if failure.transient and attempt < policy.attempts else 0)
-            stats.setdefault("errors", []).append(f"{what}: {failure.message}"[:200])
+            stats.setdefault("errors", []).append(one_line(f"{what}: {failure.message}", 200))
         if not failure.transient:
             raise failure
         if attempt >= policy.attempts:
@@ -314,7 +344,9 @@ def decode_image(data: bytes, content_type: str | None, source: str) -> tuple[Im
         img = Image.open(io.BytesIO(data))
         img.load()
     except Exception as e:  # noqa: BLE001 - PIL raises many kinds
-        raise RemoteFailure(f"{source}: not a valid image ({type(e).__name__}: {e})") from None
+        detail = re.sub(r"\s*<[^<>]* at 0x[0-9a-fA-F]+>", "", str(e)).strip(" :")   # no object addresses
+        raise RemoteFailure(f"{source}: not a valid image ({type(e).__name__}" + (f": {detail})" if detail else ")")) \
+            from None
     if img.mode != "RGB":
         img = img.convert("RGB")
     return img, {"source_sha256": hashlib.sha256(data).hexdigest(), "source_bytes": len(data),

@@ -192,15 +192,28 @@ def _write_charts(tabs, data: ReportData, out: Path) -> dict[str, list[Path]]:
     return paths
 
 
-def _remove_stale(out: Path) -> None:
-    """Charts and thumbnails of an earlier report in the same folder would mislead: remove them (only the
-    report's own file types in its own sub-folders)."""
+def _report_files(out: Path) -> dict[Path, int]:
+    """The report's own files in its own sub-folders (charts, thumbnails), each with its inode."""
+    found: dict[Path, int] = {}
     for sub, exts in (("charts", (".png", ".svg")), ("thumbs", (".jpg",))):
         d = out / sub
         if d.is_dir():
             for p in d.iterdir():
                 if p.is_file() and p.suffix in exts:
-                    p.unlink()
+                    found[p] = p.stat().st_ino
+    return found
+
+
+def _remove_stale(out: Path, before: dict[Path, int]) -> None:
+    """Charts and thumbnails of an earlier report in the same folder would mislead: once the new report is
+    written, remove those it did not rewrite (every write replaces the file, so a rewritten one has a new inode).
+    Until then the old report stays complete: a killed report never links to missing files."""
+    for p, ino in before.items():
+        try:
+            if p.stat().st_ino == ino:
+                p.unlink()
+        except FileNotFoundError:
+            pass
 
 
 def write_report(run_dirs, out_dir: str | Path | None = None, *, embed: str | bool = "auto", thumb_size: int = 192,
@@ -229,7 +242,7 @@ def write_report(run_dirs, out_dir: str | Path | None = None, *, embed: str | bo
         raise EvalsuiteError(f"report: {out} exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
     (out / STAMP).unlink(missing_ok=True)   # a report being rewritten is not up to date until it is done
-    _remove_stale(out)
+    before = _report_files(out)
     tabs = build_tables(data)
     data.notes.extend(T.identity_notes(tabs["_choice"], data.scores))
     for n in data.notes:
@@ -239,6 +252,7 @@ def write_report(run_dirs, out_dir: str | Path | None = None, *, embed: str | bo
     html = write_html(data, tabs, paths, out, embed=embed, thumb_size=thumb_size, worst_n=worst_n,
                       progress=progress)
     paths["html"] = [html]
+    _remove_stale(out, before)
     rep = Report(out_dir=out, html=html, paths=paths,
                  tables={k: v for k, v in tabs.items() if not k.startswith("_")}, notes=data.notes)
     atomic_write_text(out / STAMP, json.dumps({

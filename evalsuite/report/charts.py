@@ -56,12 +56,18 @@ def _save(fig, out_dir: Path, stem: str) -> list[Path]:
     paths = []
     import matplotlib
 
+    import io
+
+    from ..runfolder import atomic_write_bytes
+
     for ext in ("png", "svg"):
         p = out_dir / f"{stem}.{ext}"
+        buf = io.BytesIO()   # rendered in memory, then written atomically: a killed report leaves no half chart
         # SVG text stays text (searchable, editable, smaller); no date: the same data gives the same file
         with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "evalsuite"}):
-            fig.savefig(p, dpi=PNG_DPI if ext == "png" else None, bbox_inches="tight",
+            fig.savefig(buf, format=ext, dpi=PNG_DPI if ext == "png" else None, bbox_inches="tight",
                         metadata={"Date": None} if ext == "svg" else None)
+        atomic_write_bytes(p, buf.getvalue())
         paths.append(p)
     _plt().close(fig)
     return paths

@@ -276,7 +276,7 @@ def score_run(run_dir: str | Path, scorers: str | Iterable[str] | None = ("clip"
     scorer_list = parse_scorers(scorers)
     engines = parse_engines(ocr)
     clip_spec = parse_clip_model(clip_model) if "clip" in scorer_list else None
-    batch = clip_batch_size or DEFAULT_BATCH_SIZE
+    batch = DEFAULT_BATCH_SIZE if clip_batch_size is None else clip_batch_size
     if batch < 1:
         raise EvalsuiteError(f"--clip-batch-size must be at least 1, got {batch}")
     units = make_units(scorer_list, engines, clip_spec)
@@ -327,6 +327,10 @@ def score_run(run_dir: str | Path, scorers: str | Iterable[str] | None = ("clip"
     for u in units:
         if u.scorer == "ocr" and len(u.engines) > 1 and todo[u.slug]:
             _combine_ocr(root, u, [x for x in ocr_units if x.engines[0] in u.engines], todo[u.slug], result, errors)
+    for prob in rf.problems:   # damaged files never stop scoring: said once, fixed by check --repair or run
+        log(f"{root / prob.where()}: {prob.what}; its items are not scored (`evalsuite check {root} --repair`, "
+            "then `evalsuite run` again, regenerates them)")
+
     # 6. The table. Nothing scored, nothing newly missing and the table there: nothing is rewritten.
     worked = any(c.scored or c.errors for c in result.counts.values()) or errors
     if worked or _registry_state(registry) != before_work or _registry_state(registry) != registered \
@@ -354,7 +358,6 @@ def _score_clip(root, unit, spec, items, batch, device, progress, result, errors
         counts.missing = len(items)
         return
 
-    from PIL import Image
     from tqdm.auto import tqdm
 
     from .clip import ClipUnavailable, load_clip, score_batch
@@ -374,18 +377,40 @@ def _score_clip(root, unit, spec, items, batch, device, progress, result, errors
                dynamic_ncols=True)
     try:
         for i in range(0, len(items), batch):
-            chunk = items[i:i + batch]
+            chunk = []
             images = []
-            for entry, rec, prompt, k in chunk:
-                with Image.open(root / rec.image) as im:
-                    images.append(im.convert("RGB"))
+            for item in items[i:i + batch]:
+                image = _open_image(root, item[1], unit, item[3], result, errors)
+                if image is not None:
+                    chunk.append(item)
+                    images.append(image)
+            if not chunk:
+                bar.update(len(items[i:i + batch]))
+                continue
             outs = score_batch(cm, images, [p.prompt for _, _, p, _ in chunk], [p.negatives for _, _, p, _ in chunk])
             for (entry, rec, prompt, k), out in zip(chunk, outs):
                 _write_detail(root, unit, k, rec, unit.inputs(prompt), out["values"], out["details"])
                 counts.scored += 1
-            bar.update(len(chunk))
+            bar.update(len(items[i:i + batch]))
     finally:
         bar.close()
+
+
+def _open_image(root, rec, unit, key, result, errors):
+    """The RGB image of an item, or None when its file is missing or broken: then that item's metrics of
+    this scorer are missing with the reason (the pass goes on; `evalsuite run` generates the image again)."""
+    from PIL import Image
+
+    try:
+        with Image.open(root / rec.image) as im:
+            return im.convert("RGB")
+    except FileNotFoundError:
+        why = "image file missing"
+    except Exception as e:  # noqa: BLE001 - PIL raises many kinds for broken files
+        why = f"image file unreadable ({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''})"
+    errors[(unit.slug, key)] = f"{why}: {rec.image}; rerun `evalsuite run` to generate it again"
+    result.counts[unit.slug].errors += 1
+    return None
 
 
 def _write_detail(root, unit, key, rec, inputs, values, details) -> None:
@@ -398,7 +423,6 @@ def _write_detail(root, unit, key, rec, inputs, values, details) -> None:
 
 
 def _score_ocr(root, units, todo, progress, result, errors) -> None:
-    from PIL import Image
     from tqdm.auto import tqdm
 
     from ..metrics.text import Reading, item_text_metrics
@@ -419,8 +443,13 @@ def _score_ocr(root, units, todo, progress, result, errors) -> None:
         for rid in order:
             jobs = by_item[rid]
             rec = jobs[0][2]
-            with Image.open(root / rec.image) as im:
-                image = im.convert("RGB")
+            image = _open_image(root, rec, jobs[0][0], jobs[0][4], result, errors)
+            if image is None:
+                for u, _, _, _, k in jobs[1:]:
+                    errors[(u.slug, k)] = errors[(jobs[0][0].slug, jobs[0][4])]
+                    result.counts[u.slug].errors += 1
+                bar.update(1)
+                continue
             for u, entry, rec, prompt, k in jobs:
                 try:
                     boxes = read_boxes(u.engines[0], image)

@@ -2,7 +2,10 @@
 
 Each fake subclasses FakeService and implements handle(req) -> (status, headers, body). Shared here:
 the request log, the auth check, fault injection (`fail(kind, status, ...)` queues answers for the next
-requests of a kind), latency, deterministic PNG images and expired image URLs.
+requests of a kind), latency, deterministic PNG images and expired image URLs, and an echo mode
+(`echo=401` or `echo=500`): every request is answered with that status and a body that repeats the
+request's headers and URL after `echo_pad` filler characters (what a careless proxy or service does), to
+prove that no key reaches a record, a log or the screen wherever it falls relative to a message's cut.
 """
 
 from __future__ import annotations
@@ -60,6 +63,8 @@ class FakeService:
     files: dict[str, bytes] = field(default_factory=dict)
     base: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
+    echo: int = 0                             # answer every request with this status, echoing headers and URL
+    echo_pad: int = 0                         # filler characters before the echoed part
 
     # -- fault injection --
     def fail(self, kind: str, status: int, times: int = 1, retry_after: str | None = None) -> None:
@@ -95,6 +100,13 @@ class FakeService:
         raise NotImplementedError
 
 
+def echo_answer(status: int, pad: int, method: str, url: str, headers: dict[str, str]):
+    """An error answer whose message repeats the request: filler, the URL, every header value bare, then
+    the headers as JSON."""
+    text = "x" * pad + f" {method} {url} seen: {' '.join(headers.values())} headers={json.dumps(headers)}"
+    return jsonr(status, {"detail": text, "title": "echo", "message": text, "error": {"message": text, "type": "echo"}})
+
+
 def jsonr(status: int, obj: Any, headers: dict[str, str] | None = None, ctype: str = "application/json"):
     return status, {"Content-Type": ctype, **(headers or {})}, json.dumps(obj).encode()
 
@@ -124,6 +136,9 @@ class FakeServer:
                     time.sleep(svc.stall)
                 if state["n"] > MAX_REQUESTS:
                     status, headers, out = jsonr(503, {"detail": "fake server request budget exhausted"})
+                elif svc.echo:
+                    status, headers, out = echo_answer(svc.echo, svc.echo_pad, self.command, self.path,
+                                                       dict(self.headers.items()))
                 elif u.path.startswith("/files/"):
                     status, headers, out = svc.serve_file(req)
                 else:
