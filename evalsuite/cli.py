@@ -247,7 +247,8 @@ def _cmd_prompts_validate(args) -> int:
         if errors:
             for e in errors:
                 print(f"error: {e}", file=sys.stderr)
-            print(f"failed: {src}: {len(errors)} error(s)", file=sys.stderr)
+            if len(errors) > 1:   # one error stays one line
+                print(f"failed: {src}: {len(errors)} error(s)", file=sys.stderr)
             failed += 1
             continue
         for w in warnings:

@@ -9,6 +9,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -98,8 +99,13 @@ def test_sigkill_at_random_moments_of_run_score_and_report(tmp_path, tiny_clip):
     finished: dict[str, tuple[int, str]] = {}
     kills = 0
     mid_work = 0
-    order = ["run", "run", "score", "report"] * 3   # the run command also scores and reports: all three die
-    for i, what in enumerate(order[:KILLS]):
+    order = ["run", "run", "score", "report"]   # the run command also scores and reports: all three die
+    attempts = 0
+    # A command that finished before its random moment is not a kill: go on until KILLS kills landed (a no-op
+    # rerun, or a score with nothing left to do, ends at once; deleting the scores gives the next ones work).
+    while kills < KILLS and attempts < 4 * KILLS:
+        i, what = attempts, order[attempts % len(order)]
+        attempts += 1
         if what != "run" and not (d / "run.json").is_file():
             what = "run"
         before = _listing(d)
@@ -110,7 +116,8 @@ def test_sigkill_at_random_moments_of_run_score_and_report(tmp_path, tiny_clip):
         while proc.poll() is None and _listing(d) == before and time.monotonic() < deadline:
             time.sleep(0.02)
         time.sleep(rng.uniform(0.0, 2.0))
-        if proc.poll() is None:
+        killed = proc.poll() is None
+        if killed:
             os.kill(proc.pid, signal.SIGKILL)
             kills += 1
         proc.wait()
@@ -123,6 +130,8 @@ def test_sigkill_at_random_moments_of_run_score_and_report(tmp_path, tiny_clip):
         for rel, (ino, sha) in finished.items():
             assert now.get(rel) == (ino, sha), f"finished image {rel} was regenerated or lost (kill {i}, {what})"
         finished = now
+        if not killed and what != "report" and (d / "scores").is_dir():
+            shutil.rmtree(d / "scores")   # the images stay: only the scoring work comes back
     assert kills >= 10, f"only {kills} processes were still running when killed"
     assert mid_work >= 3, "kills must land while files are being written"
 
