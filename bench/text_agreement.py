@@ -12,7 +12,7 @@ and its lenient text_exact is compared with the human label: verdict `correct` -
 `garbled`, `no-text` -> 0. Images whose prompt asks for no text are left out of the agreement and
 counted separately (with the characters OCR read on them).
 
-Prints, per configuration: agreement and kappa with 95% bootstrap CIs (resampling images), false
+Prints, per configuration: agreement (95% Wilson CI) and kappa (95% bootstrap CI, resampling images), false
 positives (called exact, a person says wrong), false negatives, OCR seconds per image (this
 machine, one process); then the per-image outcome table. --cache DIR keeps each engine's boxes per
 (engine identity, image sha256) so that a rerun only redoes the matching.

@@ -36,6 +36,11 @@ def test_bootstrap_ci_and_summary():
     s = agreement_summary(h, p, n_resamples=200)
     assert s["n"] == 8 and s["false_positives"] == 1 and s["false_negatives"] == 1 and s["human_positive"] == 4
     assert s["kappa"]["value"] == pytest.approx(0.5)   # p_o 3/4, p_e 1/2
+    # accuracy's interval: continuity-corrected Wilson (Newcombe method 4), 6/8 -> [0.3558, 0.9555] by hand (z = 1.96)
+    assert s["accuracy"]["method"] == "wilson-cc" and s["accuracy"]["value"] == 0.75
+    assert s["accuracy"]["low"] == pytest.approx(0.3558, abs=5e-4) and s["accuracy"]["high"] == pytest.approx(0.9555, abs=5e-4)
+    perfect = agreement_summary([1, 0] * 10, [1, 0] * 10)["accuracy"]        # 20/20: never [1, 1]
+    assert perfect["value"] == 1.0 and perfect["high"] == 1.0 and 0.75 < perfect["low"] < 0.9
 
 
 def _labels(path, rows):

@@ -9,6 +9,11 @@
                                       rank); NaN with fewer than 2 items or a constant side
     bootstrap_agreement(...)          percentile-bootstrap CI of any of these, resampling items
                                       (2,000 resamples, fixed RNG seed, both returned)
+    wilson_accuracy(human, predicted) accuracy with the continuity-corrected Wilson score interval (n =
+                                      items): the one `agreement_summary` reports, since a bootstrap of
+                                      a perfect agreement is the zero-width [1, 1]. Kappa and Spearman
+                                      keep the bootstrap; at perfect agreement every resample gives 1,
+                                      so read their [1, 1] together with the accuracy's interval.
 
 Human verdicts map to a binary label: correct -> 1; minor-errors, garbled, no-text -> 0
 (VERDICT_LABEL). Items are whatever unit was labelled (one image each).
@@ -89,6 +94,7 @@ class Estimate:
     confidence: float = CONFIDENCE
     n_resamples: int = N_RESAMPLES
     rng_seed: int = RNG_SEED
+    method: str = "bootstrap-percentile"
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -117,6 +123,21 @@ def bootstrap_agreement(statistic: Callable[[np.ndarray, np.ndarray], float], a:
                     n_resamples, rng_seed)
 
 
+def wilson_accuracy(human: Sequence[float], predicted: Sequence[float], *,
+                    confidence: float = CONFIDENCE) -> Estimate:
+    """Accuracy with the continuity-corrected Wilson score interval over the n items (never zero width)."""
+    from .stats import wilson_bounds
+
+    h, p = _pair(human, predicted)
+    if h.size == 0:
+        return Estimate(math.nan, math.nan, math.nan, 0, confidence, 0, 0, "wilson-cc")
+    from scipy.stats import norm
+
+    acc = accuracy(h, p)
+    lo, hi = wilson_bounds(acc, h.size, norm.ppf(1 - (1 - confidence) / 2))
+    return Estimate(acc, float(lo), float(hi), int(h.size), confidence, 0, 0, "wilson-cc")
+
+
 def agreement_summary(human: Sequence[float], predicted: Sequence[float], *, similarity: Sequence[float] | None = None,
                       rating: Sequence[float] | None = None, n_resamples: int = N_RESAMPLES,
                       rng_seed: int = RNG_SEED) -> dict[str, Any]:
@@ -125,7 +146,7 @@ def agreement_summary(human: Sequence[float], predicted: Sequence[float], *, sim
     h, p = _pair(human, predicted)
     out: dict[str, Any] = {
         "n": int(h.size),
-        "accuracy": bootstrap_agreement(accuracy, h, p, n_resamples=n_resamples, rng_seed=rng_seed).as_dict(),
+        "accuracy": wilson_accuracy(h, p).as_dict(),
         "kappa": bootstrap_agreement(cohen_kappa, h, p, n_resamples=n_resamples, rng_seed=rng_seed).as_dict(),
         "false_positives": int(np.sum((p == 1) & (h == 0))),
         "false_negatives": int(np.sum((p == 0) & (h == 1))),
