@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import EvalsuiteError
 from ..prompts import Prompt
-from ..runfolder import RunFolder, RunInfo
+from ..store import RunFolder, RunInfo
 
 
 @dataclass

@@ -16,22 +16,24 @@ import base64
 import hashlib
 import html
 import io
-import json
 import math
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from ..runfolder import atomic_write_bytes, atomic_write_text
+from ..store import atomic_write_bytes, atomic_write_text
+from ..metrics import registry as R
 from . import tables as T
 
 EMBED_MAX_ITEMS = 400
-ITEM_METRICS = (("text_exact", "lenient", "text exact"), ("text_similarity", "lenient", "text similarity"),
-                ("word_recall", "lenient", "word recall"), ("clip_score", "", "CLIP score"),
-                ("prompt_following", "", "prompt following"))
-WORST_METRICS = (("text_similarity", "lenient", "text similarity (lenient)"), ("clip_score", "", "CLIP score"),
-                 ("prompt_following", "", "prompt following (0 = a negative ranked at or above the prompt)"))
+ITEM_METRICS = tuple((m, v, R.info(m).short) for m, v in (
+    ("text_exact", "lenient"), ("text_similarity", "lenient"), ("word_recall", "lenient"), ("clip_score", ""),
+    ("prompt_following", "")))
+WORST_METRICS = (("text_similarity", "lenient", R.info("text_similarity").short + " (lenient)"),
+                 ("clip_score", "", R.info("clip_score").short),
+                 ("prompt_following", "", R.info("prompt_following").short
+                  + " (0 = a negative ranked at or above the prompt)"))
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:0;
@@ -183,7 +185,7 @@ def table_html(df, columns=None, noise: set[str] | None = None) -> str:
 
 def _ocr_details(data, scores, ocr_id: str | None) -> dict[tuple, dict]:
     """(backend, prompt_id, seed) -> {"text": raw OCR text, "targets": [(target, outcome)]} from detail files."""
-    from ..scoring import _detail_path
+    from ..store import ScoreStore
 
     out: dict[tuple, dict] = {}
     if not ocr_id or scores.empty:
@@ -192,10 +194,9 @@ def _ocr_details(data, scores, ocr_id: str | None) -> dict[tuple, dict]:
     s = scores[(scores.scorer_id == ocr_id) & scores["cache_key"].notna()].drop_duplicates(["backend", "prompt_id",
                                                                                              "seed"])
     for _, r in s.iterrows():
-        p = _detail_path(Path(runs[r["run"]]), ocr_id, r["cache_key"])
-        try:
-            d = json.loads(p.read_text(encoding="utf-8"))["details"]
-        except (OSError, ValueError, KeyError):
+        stored = ScoreStore(runs[r["run"]]).read_detail(ocr_id, r["cache_key"])
+        d = stored.get("details") if isinstance(stored, dict) else None
+        if not isinstance(d, dict):
             continue
         eng = d.get("main_engine")
         per = d.get("per_engine", {}).get(eng) or next(iter(d.get("per_engine", {}).values()), {})
