@@ -13,6 +13,8 @@ chart title and gate, so a metric's unit, scale and direction are said once.
     default_margin     the non-inferiority margin a paired gate uses by default, in the shown unit
                        (None: reported, not gated unless a margin is given)
     short              a short label for item cards ("text exact")
+    needs              the prompt field an item needs for the metric to apply, for the report's coverage counts:
+                       "target_text", "negatives", or "" (every item)
 
 Add a metric: one `_m(...)` line below (docs/architecture.md, "Add a metric"); its scorer emits values under
 that name. A name not listed here is still aggregated (Student-t, no scale) and shown by its name.
@@ -35,6 +37,7 @@ class MetricInfo:
     higher_is_better: bool | None = True
     default_margin: float | None = None
     short: str = ""
+    needs: str = ""
 
     @property
     def is_rate(self) -> bool:
@@ -56,14 +59,14 @@ _SHARE = dict(bounded=True)
 _m("clip_score", "clip", "CLIP score", axis="points", unit="points", default_margin=0.5, short="CLIP score")
 _m("clip_s", "clip", "CLIP-S", short="CLIP-S")
 _m("prompt_following", "clip", "prompt following", **{**_RATE, "axis": "% accurate"}, default_margin=3.0,
-   short="prompt following")
+   short="prompt following", needs="negatives")
 # OCR text accuracy (metrics/text.py)
-_m("text_exact", "ocr", "text accuracy", **_RATE, default_margin=3.0, short="text exact")
-_m("text_similarity", "ocr", "text similarity", axis="0-1", **_SHARE, short="text similarity")
-_m("word_recall", "ocr", "word recall", **_RATE, short="word recall")
-_m("text_duplicated", "ocr", "duplicated text", **_RATE, higher_is_better=False, short="duplicated")
-_m("extra_text", "ocr", "extra text", **_RATE, higher_is_better=False, short="extra text")
-_m("text_garbled", "ocr", "garbled text", **_RATE, higher_is_better=False, short="garbled")
+_m("text_exact", "ocr", "text accuracy", **_RATE, default_margin=3.0, short="text exact", needs="target_text")
+_m("text_similarity", "ocr", "text similarity", axis="0-1", **_SHARE, short="text similarity", needs="target_text")
+_m("word_recall", "ocr", "word recall", **_RATE, short="word recall", needs="target_text")
+_m("text_duplicated", "ocr", "duplicated text", **_RATE, higher_is_better=False, short="duplicated", needs="target_text")
+_m("extra_text", "ocr", "extra text", **_RATE, higher_is_better=False, short="extra text", needs="target_text")
+_m("text_garbled", "ocr", "garbled text", **_RATE, higher_is_better=False, short="garbled", needs="target_text")
 _m("ocr_chars", "ocr", "OCR characters read", axis="confidence >= 0.5", higher_is_better=None, short="OCR chars")
 # published text protocols (metrics/text_protocols.py), reported beside ours
 _m("cvtg_word_acc", "ocr", "CVTG-2K word acc", **_SHARE)

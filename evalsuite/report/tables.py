@@ -124,18 +124,13 @@ def primary_rows(agg, choice: dict[tuple[str, str], str]):
     return agg[keep].reset_index(drop=True)
 
 
-TEXT_METRICS = {"text_exact", "text_similarity", "word_recall", "text_duplicated", "extra_text", "text_garbled"}
-
-
 def metric_applies(metric: str, prompt) -> bool:
-    """Text metrics need target text, prompt following needs hard negatives; the others apply to every item."""
+    """Whether a metric applies to a prompt's items (metrics/registry.py `needs`: text metrics need target text,
+    prompt following needs hard negatives; the others apply to every item)."""
     if prompt is None:
         return False
-    if metric in TEXT_METRICS:
-        return bool(prompt.target_text)
-    if metric == "prompt_following":
-        return bool(prompt.negatives)
-    return True
+    needs = R.info(metric).needs
+    return bool(getattr(prompt, needs)) if needs else True
 
 
 def add_coverage(agg, records, prompts: dict, by: Sequence[str] = ("backend",)):
