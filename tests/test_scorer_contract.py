@@ -142,3 +142,29 @@ def test_report_reads_score_files_only_through_the_store():
         if any(s in text for s in ('"scorers.json"', '"scores.parquet"', '"table.txt.json"', '"scores/', "/ SCORES_DIR")):
             offenders.append(rel)
     assert offenders == []
+
+
+def test_a_run_folder_written_before_the_scorer_contract_reads_resumes_scores_and_reports(tmp_path):
+    """tests/data/run_v0_1_0: written by evalsuite 0.1.0 before the store and scorer registry (reference backend,
+    smoke --limit 3, one seed, 256x256, --scorers ocr with rapidocr). The only edit: run.json's prompt_set.source,
+    an absolute path on the machine that wrote it, replaced by the set's name."""
+    import shutil
+
+    import pandas as pd
+
+    d = tmp_path / "old"
+    shutil.copytree(REPO / "tests" / "data" / "run_v0_1_0", d)
+    stored = pd.read_parquet(d / "scores" / "scores.parquet")
+    assert stored.equals(evalsuite.load_scores(d))
+    res = evalsuite.run("reference", "smoke", limit=3, seeds=[0], size="256x256", run_dir=d, scorers="ocr",
+                        report=False, **QUIET)
+    assert res.scores.summary() == "ocr rapidocr: scored 0, cached 3"          # every old detail file is found
+    assert pd.read_parquet(d / "scores" / "scores.parquet").equals(stored)
+    evalsuite.score(d, scorers="blank", **QUIET)                               # a new scorer adds rows beside
+    df = evalsuite.load_scores(d)
+    assert set(df["scorer"]) == {"ocr", "blank"} and (df[df.scorer == "blank"]["value"] == 0.0).all()
+    from evalsuite.report import write_report
+
+    write_report([d], tmp_path / "rep", progress=False, log=lambda m: None)
+    html = (tmp_path / "rep" / "report.html").read_text(encoding="utf-8")
+    assert "text accuracy (%)" in html and "image_blank" in html
