@@ -205,6 +205,7 @@ def score_run(run_dir: str | Path, scorers: str | Iterable[str] | None = ("clip"
     log = log or (lambda msg: print(msg, file=sys.stderr))
     t_start = time.perf_counter()
     rf = RunFolder(run_dir)
+    rf.info                      # a damaged run.json stops here (one line), before anything is scored
     store = ScoreStore(rf.path)
     opts = ScoreOptions(ocr=ocr, clip_model=clip_model, clip_batch_size=clip_batch_size, device=device)
     kinds = parse_scorers(scorers)
