@@ -63,7 +63,7 @@ def _add_run(sub) -> None:
 
 
 def _add_score_options(p) -> None:
-    p.add_argument("--scorers", default="clip,ocr", help="scorers to run, comma-separated: clip, ocr")
+    p.add_argument("--scorers", default="clip,ocr", help="scorers to run, comma-separated: clip, ocr, blank")
     p.add_argument("--ocr", default=None,
                    help="OCR engine(s): rapidocr (default), easyocr, or easyocr,rapidocr (per target the best of both)")
     p.add_argument("--clip-model", default=None,

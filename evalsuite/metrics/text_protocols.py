@@ -32,9 +32,7 @@ PROTOCOL_METRICS = ("cvtg_word_acc", "cvtg_ned", "oneig_ed", "oneig_cr", "oneig_
                     "mario_precision", "mario_recall", "mario_f", "mario_acc", "longtext_word_acc",
                     "text_words_matched", "text_words")
 POOLED_METRICS = ("longtext_word_acc_pooled", "oneig_text_score_set")
-# per-item figures bounded in [0, 1]: their intervals are the rates' (Wilson-t), never a zero-width Student-t
-UNIT_INTERVAL_METRICS = ("cvtg_word_acc", "cvtg_ned", "oneig_cr", "oneig_wac", "oneig_text_score", "mario_precision",
-                         "mario_recall", "mario_f", "mario_acc", "longtext_word_acc")
+# which of these figures lie in [0, 1] (their intervals are the rates' Wilson-t): metrics/registry.py
 
 _ONEIG_KEEP = re.compile("[^\u4e00-\u9fa5a-zA-Z0-9\\s\u00e0\u00e2\u00e4\u00e9\u00e8\u00ea\u00eb\u00ee\u00ef\u00f4"
                          "\u00f6\u00f9\u00fb\u00fc\u00e7\u00c0\u00c2\u00c4\u00c9\u00c8\u00ca\u00cb\u00ce\u00cf"

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EvalsuiteError
-from ..runfolder import atomic_write_text
+from ..metrics import registry as R
+from ..store import atomic_write_text
 from . import tables as T
 from .data import ReportData, load_runs
 
@@ -30,7 +31,7 @@ __all__ = ["write_report", "build_tables", "load_runs", "Report", "ReportData"]
 
 CHART_METRICS = (("prompt_following", ""), ("text_exact", "lenient"), ("clip_score", ""), ("word_recall", "lenient"))
 DIST_METRICS = (("text_similarity", "lenient"), ("clip_score", ""), ("ocr_chars", "lenient"))
-TITLES = {(m, v): t for m, v, t in T.HEADLINE} | {("ocr_chars", "lenient"): "OCR characters read (confidence >= 0.5)"}
+TITLES = {(m, v): R.title(m, v) for m, v in CHART_METRICS + DIST_METRICS}   # the metric registry's
 
 
 @dataclass
@@ -270,15 +271,16 @@ def _inputs_stamp(run_dirs: list[Path], out: Path, **options) -> str:
     import hashlib
     import os
 
-    from ..scoring import code_stamp
+    from ..store import ScoreStore, code_stamp
 
     h = hashlib.sha256(json.dumps({"options": {k: str(v) for k, v in options.items()}, "out": str(out.resolve()),
                                    "runs": [str(d.resolve()) for d in run_dirs]}).encode())
     h.update(code_stamp("report/__init__.py", "report/charts.py", "report/data.py", "report/html.py",
-                        "report/tables.py", "scoring/__init__.py", "metrics/stats.py", "metrics/text.py").encode())
+                        "report/tables.py", "scoring/__init__.py", "metrics/aggregate.py", "metrics/registry.py",
+                        "metrics/stats.py", "metrics/text.py", "store/scores.py").encode())
     for d in run_dirs:
-        for name in ("run.json", "plan.jsonl", "prompts.jsonl", "scores/scores.parquet", "scores/scorers.json"):
-            p = d / name
+        files = [(n, d / n) for n in ("run.json", "plan.jsonl", "prompts.jsonl")] + ScoreStore(d).files()
+        for name, p in files:
             h.update(name.encode() + (p.read_bytes() if p.is_file() else b"-"))
         stack = [d / "items"]
         while stack:

@@ -17,6 +17,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ..metrics import registry as R
+
 # Okabe & Ito (2008): blue, orange, bluish green, reddish purple, black, sky blue, vermillion, yellow
 # (yellow last: weakest contrast on white; vermillion late: it is the one close to orange)
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#000000", "#56B4E9", "#D55E00", "#F0E442")
@@ -58,7 +60,7 @@ def _save(fig, out_dir: Path, stem: str) -> list[Path]:
 
     import io
 
-    from ..runfolder import atomic_write_bytes
+    from ..store import atomic_write_bytes
 
     for ext in ("png", "svg"):
         p = out_dir / f"{stem}.{ext}"
@@ -181,8 +183,8 @@ def speed_quality_scatter(speed, agg, out_dir: Path, *, colours: dict[str, str],
     """Median seconds per image (log x) against text accuracy and prompt following, one point per backend
     with its CI as a vertical whisker. Timings of different hardware are marked in the legend."""
     plt = _plt()
-    panels = [("text_exact", "lenient", "text accuracy (%)", scorer_ids.get("ocr")),
-              ("prompt_following", "", "prompt following (% accurate)", scorer_ids.get("clip"))]
+    panels = [("text_exact", "lenient", R.title("text_exact", "lenient"), scorer_ids.get("ocr")),
+              ("prompt_following", "", R.title("prompt_following"), scorer_ids.get("clip"))]
     noise = set(noise)
     hardware = sorted({str(h) for h in speed["hardware"].dropna()}) if len(speed) else []
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import EvalsuiteError
 from ..prompts import Prompt
-from ..runfolder import RunFolder, RunInfo
+from ..store import RunFolder, RunInfo
 
 
 @dataclass
@@ -57,10 +57,6 @@ def _run_names(paths: list[Path]) -> list[str]:
 
 def load_runs(run_dirs) -> ReportData:
     """Read run folders (nothing is written) and merge them into one comparison."""
-    import pandas as pd
-
-    from ..scoring import load_scores
-
     if isinstance(run_dirs, (str, Path)):
         run_dirs = [run_dirs]
     paths = [Path(p) for p in run_dirs]
@@ -73,8 +69,20 @@ def load_runs(run_dirs) -> ReportData:
     infos = [f.info for f in folders]
     prompt_sets = [f.prompts() for f in folders]
     notes: list[str] = []
+    common = _common_prompts(names, infos, prompt_sets, notes)
+    seeds = _common_seeds(names, infos, notes)
+    backends, relabel = _backend_labels(names, paths, infos)
+    records, scores = _frames(names, folders, relabel)
+    if len(paths) > 1:
+        keep = lambda df: df[df["prompt_id"].isin(common) & (df["seed"].isin(seeds) | df["seed"].isna())]  # noqa: E731
+        records, scores = keep(records), keep(scores)
+    prompts = {pid: prompt_sets[0][pid] for pid in prompt_sets[0] if pid in common}
+    return ReportData(runs=list(zip(names, paths, infos)), prompts=prompts, seeds=seeds, backends=backends,
+                      records=records.reset_index(drop=True), scores=scores.reset_index(drop=True), notes=notes)
 
-    # prompts: the intersection (same id, same content), explained when the runs differ
+
+def _common_prompts(names, infos, prompt_sets, notes: list[str]) -> set[str]:
+    """The prompt ids every run holds with the same content; what is left out is said in `notes`."""
     common = set(prompt_sets[0])
     for ps in prompt_sets[1:]:
         common &= set(ps)
@@ -83,7 +91,7 @@ def load_runs(run_dirs) -> ReportData:
         notes.append(f"{len(differing)} prompt(s) share an id but differ in content between runs and are left out: "
                      + ", ".join(differing[:20]) + (" ..." if len(differing) > 20 else ""))
     common -= set(differing)
-    if len(paths) > 1:
+    if len(prompt_sets) > 1:
         sets = {n: (i.prompt_set.get("name"), i.prompt_set.get("sha256")) for n, i in zip(names, infos)}
         for n, ps in zip(names, prompt_sets):
             only = sorted(set(ps) - common - set(differing))
@@ -99,14 +107,22 @@ def load_runs(run_dirs) -> ReportData:
             raise EvalsuiteError("report: the runs share no prompt (" + "; ".join(
                 f"{n}: prompt set {i.prompt_set.get('name')}, {len(ps)} prompts"
                 for n, i, ps in zip(names, infos, prompt_sets)) + "); nothing to compare")
+    return common
+
+
+def _common_seeds(names, infos, notes: list[str]) -> list[int]:
     seeds = sorted(set(infos[0].seeds).intersection(*[set(i.seeds) for i in infos[1:]]))
-    if len(paths) > 1:
+    if len(infos) > 1:
         for n, i in zip(names, infos):
             extra = sorted(set(i.seeds) - set(seeds))
             if extra:
                 notes.append(f"seed(s) {extra} only in run {n}, not compared (items are matched on prompt id + seed)")
 
-    # backend labels, unique across runs
+    return seeds
+
+
+def _backend_labels(names, paths, infos) -> tuple[dict[str, BackendMeta], dict[tuple[str, str], str]]:
+    """Backend labels unique across runs (label@run where two runs share one), and (run, label) -> new label."""
     count: dict[str, int] = {}
     for i in infos:
         for label in i.backends:
@@ -121,6 +137,15 @@ def load_runs(run_dirs) -> ReportData:
             backends[new] = BackendMeta(label=new, backend=label, name=b.name, spec=b.spec, run=n, run_dir=p,
                                         labelled_noise=b.labelled_noise, hardware=hw, load_s=b.load_s,
                                         config=dict(b.config))
+
+    return backends, relabel
+
+
+def _frames(names, folders, relabel):
+    """The records and score tables of all runs, one frame each, with the run name and unique labels."""
+    import pandas as pd
+
+    from ..scoring import load_scores
 
     rec_frames, score_frames = [], []
     for n, f in zip(names, folders):
@@ -138,10 +163,5 @@ def load_runs(run_dirs) -> ReportData:
             score_frames.append(s)
     records = pd.concat(rec_frames, ignore_index=True) if rec_frames else pd.DataFrame(
         columns=["run", "backend", "prompt_id", "seed", "status"])
-    scores = pd.concat(score_frames, ignore_index=True) if score_frames else load_scores(paths[0]).iloc[0:0]
-    if len(paths) > 1:
-        keep = lambda df: df[df["prompt_id"].isin(common) & (df["seed"].isin(seeds) | df["seed"].isna())]  # noqa: E731
-        records, scores = keep(records), keep(scores)
-    prompts = {pid: prompt_sets[0][pid] for pid in prompt_sets[0] if pid in common}
-    return ReportData(runs=list(zip(names, paths, infos)), prompts=prompts, seeds=seeds, backends=backends,
-                      records=records.reset_index(drop=True), scores=scores.reset_index(drop=True), notes=notes)
+    scores = pd.concat(score_frames, ignore_index=True) if score_frames else load_scores(folders[0].path).iloc[0:0]
+    return records, scores

@@ -16,22 +16,25 @@ import base64
 import hashlib
 import html
 import io
-import json
 import math
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..runfolder import atomic_write_bytes, atomic_write_text
+from ..store import atomic_write_bytes, atomic_write_text
+from ..metrics import registry as R
 from . import tables as T
 
 EMBED_MAX_ITEMS = 400
-ITEM_METRICS = (("text_exact", "lenient", "text exact"), ("text_similarity", "lenient", "text similarity"),
-                ("word_recall", "lenient", "word recall"), ("clip_score", "", "CLIP score"),
-                ("prompt_following", "", "prompt following"))
-WORST_METRICS = (("text_similarity", "lenient", "text similarity (lenient)"), ("clip_score", "", "CLIP score"),
-                 ("prompt_following", "", "prompt following (0 = a negative ranked at or above the prompt)"))
+ITEM_METRICS = tuple((m, v, R.info(m).short) for m, v in (
+    ("text_exact", "lenient"), ("text_similarity", "lenient"), ("word_recall", "lenient"), ("clip_score", ""),
+    ("prompt_following", "")))
+WORST_METRICS = (("text_similarity", "lenient", R.info("text_similarity").short + " (lenient)"),
+                 ("clip_score", "", R.info("clip_score").short),
+                 ("prompt_following", "", R.info("prompt_following").short
+                  + " (0 = a negative ranked at or above the prompt)"))
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:0;
@@ -183,7 +186,7 @@ def table_html(df, columns=None, noise: set[str] | None = None) -> str:
 
 def _ocr_details(data, scores, ocr_id: str | None) -> dict[tuple, dict]:
     """(backend, prompt_id, seed) -> {"text": raw OCR text, "targets": [(target, outcome)]} from detail files."""
-    from ..scoring import _detail_path
+    from ..store import ScoreStore
 
     out: dict[tuple, dict] = {}
     if not ocr_id or scores.empty:
@@ -192,10 +195,9 @@ def _ocr_details(data, scores, ocr_id: str | None) -> dict[tuple, dict]:
     s = scores[(scores.scorer_id == ocr_id) & scores["cache_key"].notna()].drop_duplicates(["backend", "prompt_id",
                                                                                              "seed"])
     for _, r in s.iterrows():
-        p = _detail_path(Path(runs[r["run"]]), ocr_id, r["cache_key"])
-        try:
-            d = json.loads(p.read_text(encoding="utf-8"))["details"]
-        except (OSError, ValueError, KeyError):
+        stored = ScoreStore(runs[r["run"]]).read_detail(ocr_id, r["cache_key"])
+        d = stored.get("details") if isinstance(stored, dict) else None
+        if not isinstance(d, dict):
             continue
         eng = d.get("main_engine")
         per = d.get("per_engine", {}).get(eng) or next(iter(d.get("per_engine", {}).values()), {})
@@ -263,8 +265,6 @@ def _anchor(backend: str, pid: str, seed) -> str:
 
 def write_html(data, tabs: dict[str, Any], paths: dict[str, list[Path]], out: Path, *, embed: str | bool = "auto",
                thumb_size: int = 192, worst_n: int = 12, progress: bool = True) -> Path:
-    from tqdm.auto import tqdm
-
     rec = data.records
     n_images = int((rec["status"] == "ok").sum()) if len(rec) else 0
     embedded = (n_images <= EMBED_MAX_ITEMS) if embed == "auto" else bool(embed)
@@ -274,16 +274,64 @@ def write_html(data, tabs: dict[str, Any], paths: dict[str, list[Path]], out: Pa
     if not chosen.empty:
         chosen = chosen[[choice.get((b, k)) == i for b, k, i in zip(chosen["backend"], chosen["scorer"],
                                                                      chosen["scorer_id"])]]
-    scores = _item_scores(chosen, {i: i for i in set(choice.values())})
     ocr: dict[tuple, dict] = {}
     for oid in sorted({i for (b, k), i in choice.items() if k == "ocr"}):
         ocr.update(_ocr_details(data, chosen[chosen.scorer_id == oid], oid))
     backends = list(data.backends)
 
-    # thumbnails
+    ok = rec[rec["status"] == "ok"] if len(rec) else rec
+    thumbs = _thumbnails(ok, out, thumb_size, embedded, progress)
+    page = _Page(scores=_item_scores(chosen, {i: i for i in set(choice.values())}), thumbs=thumbs, ocr=ocr,
+                 noise=noise, choice=choice, out=out)
+    gallery, n_items = _gallery(data, rec, backends, page)
+    cats = sorted({p.category for p in data.prompts.values()})
+
+    title = "evalsuite report: " + ", ".join(n for n, _, _ in data.runs)
+    body = [f"<h1>{esc(title)}</h1>", f'<p class="muted small">{esc(_runs_text(data))}</p>']
+    if noise:
+        body.append(f'<div class="banner"><b>{esc(", ".join(sorted(noise)))}</b>: random-weight miniature model(s). '
+                    "Their images are noise and their numbers are noise, not quality: they test the plumbing only.</div>")
+    if data.notes:
+        body.append('<div class="notes"><b>Comparing several runs</b><ul>'
+                    + "".join(f"<li>{esc(n)}</li>" for n in data.notes) + "</ul></div>")
+    body.append('<nav class="toc small"><a href="#tables">tables</a><a href="#charts">charts</a>'
+                '<a href="#gallery">gallery</a><a href="#worst">worst items</a></nav>')
+    body += _tables_html(tabs, noise)
+    body.append('<h2 id="charts">Charts</h2><div class="charts">' + "".join(_charts_html(paths, out)) + "</div>")
+    body.append(_gallery_filter(rec, cats, backends, n_items))
+    body.append('<div id="gallery-items">' + "".join(gallery) + "</div>")
+    worst = _worst_html(chosen, thumbs, noise, worst_n)
+    body.append('<h2 id="worst">Worst items per metric</h2>' + ("".join(worst) or '<p class="muted">no scores</p>'))
+    doc = ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+           "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+           "<link rel=\"icon\" href=\"data:,\">"
+           f"<title>{esc(title)}</title><style>{CSS}</style></head><body>"
+           + "\n".join(body) + f"<script>{JS}</script></body></html>\n")
+    path = out / "report.html"
+    atomic_write_text(path, doc)
+    return path
+
+
+
+
+@dataclass
+class _Page:
+    """What every item card of one report reads."""
+
+    scores: dict
+    thumbs: dict
+    ocr: dict
+    noise: set
+    choice: dict
+    out: Path
+
+
+def _thumbnails(ok, out: Path, thumb_size: int, embedded: bool, progress: bool) -> dict[tuple, tuple]:
+    """(backend, prompt_id, seed) -> (url, width, height, smaller than the thumbnail size) for each ok image."""
+    from tqdm.auto import tqdm
+
     thumbs: dict[tuple, tuple[str, int, int, bool]] = {}
     tdir = out / "thumbs"
-    ok = rec[rec["status"] == "ok"] if len(rec) else rec
     bar = tqdm(total=len(ok), desc="report thumbnails", unit="img", disable=not progress, file=sys.stderr,
                dynamic_ncols=True)
     try:
@@ -305,59 +353,64 @@ def write_html(data, tabs: dict[str, Any], paths: dict[str, list[Path]], out: Pa
             bar.update(1)
     finally:
         bar.close()
+    return thumbs
 
-    def item_html(r) -> str:
-        key = (r["backend"], r["prompt_id"], r["seed"])
-        status = r["status"]
-        vals = scores.get(key, {})
-        metric_attrs = "".join(f' data-m-{esc(m)}="{float(vals[(m, v)][0]):.6g}"' for m, v, _ in ITEM_METRICS
-                               if (m, v) in vals and not _nan(vals[(m, v)][0]))
-        parts = [f'<div class="item" id="{_anchor(*key)}" data-backend="{esc(r["backend"])}" '
-                 f'data-status="{esc(status)}" data-fail="{"1" if _is_failure(status, vals) else "0"}"{metric_attrs}>']
-        if status == "ok" and key in thumbs:
-            url, w, h, small = thumbs[key]
-            full = os.path.relpath(Path(r["run_dir"]) / r["image"], out)
-            parts.append(f'<a href="{esc(Path(full).as_posix())}"><img src="{esc(url)}" loading="lazy" '
-                         f'decoding="async" width="{w}" height="{h}" class="{"px" if small else ""}" '
-                         f'alt="{esc(r["backend"])} {esc(r["prompt_id"])} seed {esc(r["seed"])}"></a>')
+
+def _item_html(r, page: _Page) -> str:
+    scores, thumbs, ocr, noise, choice, out = page.scores, page.thumbs, page.ocr, page.noise, page.choice, page.out
+    key = (r["backend"], r["prompt_id"], r["seed"])
+    status = r["status"]
+    vals = scores.get(key, {})
+    metric_attrs = "".join(f' data-m-{esc(m)}="{float(vals[(m, v)][0]):.6g}"' for m, v, _ in ITEM_METRICS
+                           if (m, v) in vals and not _nan(vals[(m, v)][0]))
+    parts = [f'<div class="item" id="{_anchor(*key)}" data-backend="{esc(r["backend"])}" '
+             f'data-status="{esc(status)}" data-fail="{"1" if _is_failure(status, vals) else "0"}"{metric_attrs}>']
+    if status == "ok" and key in thumbs:
+        url, w, h, small = thumbs[key]
+        full = os.path.relpath(Path(r["run_dir"]) / r["image"], out)
+        parts.append(f'<a href="{esc(Path(full).as_posix())}"><img src="{esc(url)}" loading="lazy" '
+                     f'decoding="async" width="{w}" height="{h}" class="{"px" if small else ""}" '
+                     f'alt="{esc(r["backend"])} {esc(r["prompt_id"])} seed {esc(r["seed"])}"></a>')
+    else:
+        msg = {"failed": "generation failed", "filtered": "refused by the service's filter",
+               "missing": "not generated yet"}.get(status, "image unreadable")
+        err = r.get("error")
+        parts.append(f'<div class="ph"><div><b>{esc(status)}</b><br>{esc(msg)}'
+                     + (f'<br><span class="small">{esc(str(err)[:200])}</span>' if not _nan(err) else "")
+                     + "</div></div>")
+    parts.append(f'<div><span class="st st-{esc(status)}">{esc(status)}</span> <b>{esc(r["backend"])}</b>'
+                 + (' <span class="bad">(noise)</span>' if r["backend"] in noise else "")
+                 + (f' <span class="muted">{r.get("latency_s"):.3f} s</span>'
+                    if not _nan(r.get("latency_s")) else "") + "</div>")
+    lines, missing = [], {}
+    for metric, variant, title in ITEM_METRICS:
+        if (metric, variant) not in vals:
+            continue
+        v, reason = vals[(metric, variant)]
+        if _nan(v):
+            missing.setdefault(str(reason), []).append(title)
         else:
-            msg = {"failed": "generation failed", "filtered": "refused by the service's filter",
-                   "missing": "not generated yet"}.get(status, "image unreadable")
-            err = r.get("error")
-            parts.append(f'<div class="ph"><div><b>{esc(status)}</b><br>{esc(msg)}'
-                         + (f'<br><span class="small">{esc(str(err)[:200])}</span>' if not _nan(err) else "")
-                         + "</div></div>")
-        parts.append(f'<div><span class="st st-{esc(status)}">{esc(status)}</span> <b>{esc(r["backend"])}</b>'
-                     + (' <span class="bad">(noise)</span>' if r["backend"] in noise else "")
-                     + (f' <span class="muted">{r.get("latency_s"):.3f} s</span>'
-                        if not _nan(r.get("latency_s")) else "") + "</div>")
-        lines, missing = [], {}
-        for metric, variant, title in ITEM_METRICS:
-            if (metric, variant) not in vals:
-                continue
-            v, reason = vals[(metric, variant)]
-            if _nan(v):
-                missing.setdefault(str(reason), []).append(title)
-            else:
-                good = (v >= 0.5) if metric in ("text_exact", "prompt_following") else None
-                cls = "" if good is None else (' class="ok"' if good else ' class="bad"')
-                lines.append(f'<span{cls} data-metric="{esc(metric)}">{esc(title)}: {esc(_fmt_metric(metric, v))}'
-                             "</span>")
-        for reason, titles in missing.items():   # one line per reason, the full reason on hover
-            lines.append(f'<span class="miss" title="{esc(reason)}">{esc(", ".join(titles))}: missing'
-                         f' ({esc(T.short_reason(reason, 48))})</span>')
-        if lines:
-            parts.append("<div>" + "<br>".join(lines) + "</div>")
-        o = ocr.get(key)
-        if o is not None:
-            parts.append(f'<div class="ocr" title="OCR text ({esc(choice.get((key[0], "ocr")))})">OCR: '
-                         f'{esc(o["text"]) if o["text"] else "<i>(no text read)</i>"}</div>')
-        parts.append("</div>")
-        return "".join(parts)
+            good = (v >= 0.5) if metric in ("text_exact", "prompt_following") else None
+            cls = "" if good is None else (' class="ok"' if good else ' class="bad"')
+            lines.append(f'<span{cls} data-metric="{esc(metric)}">{esc(title)}: {esc(_fmt_metric(metric, v))}'
+                         "</span>")
+    for reason, titles in missing.items():   # one line per reason, the full reason on hover
+        lines.append(f'<span class="miss" title="{esc(reason)}">{esc(", ".join(titles))}: missing'
+                     f' ({esc(T.short_reason(reason, 48))})</span>')
+    if lines:
+        parts.append("<div>" + "<br>".join(lines) + "</div>")
+    o = ocr.get(key)
+    if o is not None:
+        parts.append(f'<div class="ocr" title="OCR text ({esc(choice.get((key[0], "ocr")))})">OCR: '
+                     f'{esc(o["text"]) if o["text"] else "<i>(no text read)</i>"}</div>')
+    parts.append("</div>")
+    return "".join(parts)
 
-    # gallery rows: prompt -> seed -> backend
+
+def _gallery(data, rec, backends: list[str], page: _Page) -> tuple[list[str], int]:
+    """One section per prompt: a row per seed, a column per backend (same seed side by side)."""
+    noise = page.noise
     by_key = {(r["backend"], r["prompt_id"], r["seed"]): r for _, r in rec.iterrows()} if len(rec) else {}
-    cats = sorted({p.category for p in data.prompts.values()})
     gallery = []
     n_items = 0
     for pid, p in data.prompts.items():
@@ -386,11 +439,13 @@ def write_html(data, tabs: dict[str, Any], paths: dict[str, list[Path]], out: Pa
                                     else "") + "</div></td>")
                 else:
                     n_items += 1
-                    cells.append(f'<td data-col="{esc(b)}">{item_html(r)}</td>')
+                    cells.append(f'<td data-col="{esc(b)}">{_item_html(r, page)}</td>')
             rows.append(f'<tr class="seedrow"><th class="seed">{esc(s)}</th>' + "".join(cells) + "</tr>")
         gallery.append(head + "".join(rows) + "</table></div></section>")
+    return gallery, n_items
 
-    # worst items
+
+def _worst_html(chosen, thumbs: dict, noise: set, worst_n: int) -> list[str]:
     worst = []
     for metric, variant, title in WORST_METRICS:
         s = chosen
@@ -412,8 +467,10 @@ def write_html(data, tabs: dict[str, Any], paths: dict[str, list[Path]], out: Pa
                          f'{" (noise)" if r.backend in noise else ""}<br>{esc(r.prompt_id)} s{esc(r.seed)}<br>'
                          f'<b>{esc(_fmt_metric(metric, r.value))}</b></div>')
         worst.append(f"<h3>{esc(title)}: lowest {len(cards)}</h3><div class=\"worst\">{''.join(cards)}</div>")
+    return worst
 
-    # charts
+
+def _charts_html(paths: dict[str, list[Path]], out: Path) -> list[str]:
     charts = []
     for k, ps in paths.items():
         if not k.startswith("chart:"):
@@ -424,17 +481,11 @@ def write_html(data, tabs: dict[str, Any], paths: dict[str, list[Path]], out: Pa
             continue
         charts.append(f'<figure><img src="{_data_uri(png.read_bytes(), "image/png")}" alt="{esc(k[6:])}"{_screen_size(png)}>'
                       f'<figcaption>{esc(k[6:])} (<a href="{esc(os.path.relpath(svg, out))}">SVG</a>)</figcaption></figure>')
+    return charts
 
-    title = "evalsuite report: " + ", ".join(n for n, _, _ in data.runs)
-    body = [f"<h1>{esc(title)}</h1>", f'<p class="muted small">{esc(_runs_text(data))}</p>']
-    if noise:
-        body.append(f'<div class="banner"><b>{esc(", ".join(sorted(noise)))}</b>: random-weight miniature model(s). '
-                    "Their images are noise and their numbers are noise, not quality: they test the plumbing only.</div>")
-    if data.notes:
-        body.append('<div class="notes"><b>Comparing several runs</b><ul>'
-                    + "".join(f"<li>{esc(n)}</li>" for n in data.notes) + "</ul></div>")
-    body.append('<nav class="toc small"><a href="#tables">tables</a><a href="#charts">charts</a>'
-                '<a href="#gallery">gallery</a><a href="#worst">worst items</a></nav>')
+
+def _tables_html(tabs: dict[str, Any], noise: set) -> list[str]:
+    body: list[str] = []
     body.append('<h2 id="tables">Tables</h2>')
     for name, heading, cols in (
         ("prompt_following", "Prompt following", ["backend", "accurate", "n_prompts", "scored/planned", "model",
@@ -457,7 +508,10 @@ def write_html(data, tabs: dict[str, Any], paths: dict[str, list[Path]], out: Pa
     body.append('<details><summary>every metric per backend</summary>'
                 + table_html(tabs["metrics"], ["backend", "scorer", "model", "metric", "variant", "value", "n_prompts",
                                                "n_items", "n_missing", "coverage", "note"], noise) + "</details>")
-    body.append('<h2 id="charts">Charts</h2><div class="charts">' + "".join(charts) + "</div>")
+    return body
+
+
+def _gallery_filter(rec, cats: list[str], backends: list[str], n_items: int) -> str:
     def options(values):
         return '<option value="all">all</option>' + "".join(f'<option value="{esc(v)}">{esc(v)}</option>' for v in values)
 
@@ -465,26 +519,16 @@ def write_html(data, tabs: dict[str, Any], paths: dict[str, list[Path]], out: Pa
     sorts = '<option value="order">prompt set order</option><option value="id">prompt id</option>' + "".join(
         f'<option value="{esc(m)}:{d}">{esc(t)}, {"lowest" if d == "asc" else "highest"} first</option>'
         for m, _, t in ITEM_METRICS for d in ("asc", "desc"))
-    body.append('<h2 id="gallery">Gallery</h2><div class="filter">'
-                f'<label>category <select id="cat-filter">{options(cats)}</select></label>'
-                f'<label>backend <select id="backend-filter">{options(backends)}</select></label>'
-                f'<label>status <select id="status-filter">{options(statuses)}</select></label>'
-                '<label title="failed or filtered images, text not exact, or a negative ranked at or above the prompt">'
-                '<input type="checkbox" id="failures-only"> failures only</label>'
-                '<label>search <input type="search" id="search" placeholder="prompt, id, target or OCR text"></label>'
-                f'<label>sort <select id="sort-by">{sorts}</select></label>'
-                f'<span class="small"><span id="shown-count">{n_items}</span> of <span id="total-count">{n_items}'
-                '</span> items shown; same seed side by side; thumbnails link to the full images</span></div>')
-    body.append('<div id="gallery-items">' + "".join(gallery) + "</div>")
-    body.append('<h2 id="worst">Worst items per metric</h2>' + ("".join(worst) or '<p class="muted">no scores</p>'))
-    doc = ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-           "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-           "<link rel=\"icon\" href=\"data:,\">"
-           f"<title>{esc(title)}</title><style>{CSS}</style></head><body>"
-           + "\n".join(body) + f"<script>{JS}</script></body></html>\n")
-    path = out / "report.html"
-    atomic_write_text(path, doc)
-    return path
+    return ('<h2 id="gallery">Gallery</h2><div class="filter">'
+            f'<label>category <select id="cat-filter">{options(cats)}</select></label>'
+            f'<label>backend <select id="backend-filter">{options(backends)}</select></label>'
+            f'<label>status <select id="status-filter">{options(statuses)}</select></label>'
+            '<label title="failed or filtered images, text not exact, or a negative ranked at or above the prompt">'
+            '<input type="checkbox" id="failures-only"> failures only</label>'
+            '<label>search <input type="search" id="search" placeholder="prompt, id, target or OCR text"></label>'
+            f'<label>sort <select id="sort-by">{sorts}</select></label>'
+            f'<span class="small"><span id="shown-count">{n_items}</span> of <span id="total-count">{n_items}'
+            '</span> items shown; same seed side by side; thumbnails link to the full images</span></div>')
 
 
 def _runs_text(data) -> str:

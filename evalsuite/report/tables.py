@@ -13,29 +13,21 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from ..metrics import registry as R
+
 NOISE_NOTE = "random weights: numbers are noise, not quality"
 CEILING_NOTE = "renders the targets legibly: OCR ceiling"
 
-# (metric, variant, title) in the order the report shows them
-HEADLINE = (
-    ("prompt_following", "", "prompt following (% accurate)"),
-    ("text_exact", "lenient", "text accuracy (%)"),
-    ("text_exact", "strict", "text accuracy, strict (%)"),
-    ("word_recall", "lenient", "word recall (%)"),
-    ("text_similarity", "lenient", "text similarity (0-1)"),
-    ("clip_score", "", "CLIP score (points)"),
-)
+# (metric, variant, title) in the order the report shows them; titles from the metric registry
+HEADLINE = tuple((m, v, R.title(m, v)) for m, v in (
+    ("prompt_following", ""), ("text_exact", "lenient"), ("text_exact", "strict"), ("word_recall", "lenient"),
+    ("text_similarity", "lenient"), ("clip_score", "")))
 
 
 # published text protocols (metrics/text_protocols.py): (metric, column title), all in [0, 1] but ED
-PROTOCOLS = (
-    ("cvtg_word_acc", "CVTG-2K word acc"), ("cvtg_ned", "CVTG-2K NED"),
-    ("oneig_text_score_set", "OneIG text score"), ("oneig_ed", "OneIG ED"), ("oneig_cr", "OneIG CR"),
-    ("oneig_wac", "OneIG WAC (per image)"),
-    ("mario_precision", "MARIO P"), ("mario_recall", "MARIO R"), ("mario_f", "MARIO F (per image)"),
-    ("mario_acc", "MARIO Acc"),
-    ("longtext_word_acc_pooled", "LongText-Bench (pooled)"), ("longtext_word_acc", "word acc (per-prompt mean)"),
-)
+PROTOCOLS = tuple((m, R.info(m).title) for m in (
+    "cvtg_word_acc", "cvtg_ned", "oneig_text_score_set", "oneig_ed", "oneig_cr", "oneig_wac", "mario_precision",
+    "mario_recall", "mario_f", "mario_acc", "longtext_word_acc_pooled", "longtext_word_acc"))
 
 
 def protocol_table(agg, backends: dict | None = None, ocr_id: str | None = None):
@@ -132,18 +124,13 @@ def primary_rows(agg, choice: dict[tuple[str, str], str]):
     return agg[keep].reset_index(drop=True)
 
 
-TEXT_METRICS = {"text_exact", "text_similarity", "word_recall", "text_duplicated", "extra_text", "text_garbled"}
-
-
 def metric_applies(metric: str, prompt) -> bool:
-    """Text metrics need target text, prompt following needs hard negatives; the others apply to every item."""
+    """Whether a metric applies to a prompt's items (metrics/registry.py `needs`: text metrics need target text,
+    prompt following needs hard negatives; the others apply to every item)."""
     if prompt is None:
         return False
-    if metric in TEXT_METRICS:
-        return bool(prompt.target_text)
-    if metric == "prompt_following":
-        return bool(prompt.negatives)
-    return True
+    needs = R.info(metric).needs
+    return bool(getattr(prompt, needs)) if needs else True
 
 
 def add_coverage(agg, records, prompts: dict, by: Sequence[str] = ("backend",)):
@@ -526,11 +513,84 @@ def format_compact(df, columns: Sequence[str] | None = None, max_width: int | No
     rows, cols = display_frame(df, columns)
     if max_width:
         rows = [[c if len(c) <= max_width else c[: max_width - 3] + "..." for c in r] for r in rows]
-    widths = [max(len(str(x)) for x in [c] + [r[i] for r in rows]) for i, c in enumerate(cols)]
+    return "\n".join(align(cols, rows) + list(df.attrs.get("footnotes") or []))
+
+
+def align(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    """The one plain-text table layout: columns left-aligned, two spaces apart, no trailing blanks."""
+    widths = [max(len(str(x)) for x in [c] + [r[i] for r in rows]) for i, c in enumerate(header)]
     line = lambda r: "  ".join(str(x).ljust(w) for x, w in zip(r, widths)).rstrip()  # noqa: E731
-    return "\n".join([line(cols)] + [line(r) for r in rows] + list(df.attrs.get("footnotes") or []))
+    return [line(header)] + [line(r) for r in rows]
 
 
 def _short(s: Any, n: int) -> str:
     s = "" if s is None else str(s)
     return s if len(s) <= n else s[: n - 3] + "..."
+
+
+def _fmt_ci_short(mean, low, high, pct=True) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "-"
+    if pct:
+        return f"{mean:.0f}% [{low:.0f}, {high:.0f}]"
+    return f"{mean:.1f} [{low:.1f}, {high:.1f}]"
+
+
+def score_summary(agg, scorer_ids: Sequence[str] | None = None) -> str:
+    """The terminal table of `evalsuite score` / `run` (`ScoreResult.text()`): per backend, text accuracy with
+    CI and verdict, strict accuracy, word recall, clip_score, prompt following, missing counts with reasons;
+    the reference backend marked as the ceiling. scorer_ids: the identities just scored, in their order (the
+    last OCR one, the best-of combination when several engines, and the first CLIP one are shown)."""
+    if agg.empty:
+        return "no scores"
+    a = agg[agg["scorer_id"].isin(set(scorer_ids))] if scorer_ids else agg
+    kinds = dict(zip(a["scorer_id"], a["scorer"]))
+    ids = list(scorer_ids) if scorer_ids else sorted(kinds)
+    ocr_ids = [s for s in ids if kinds.get(s) == "ocr"]
+    ocr_id = ocr_ids[-1] if ocr_ids else None
+    clip_ids = [s for s in ids if kinds.get(s) == "clip"]
+    clip_id = clip_ids[0] if clip_ids else None
+
+    def get(b, sid, metric, variant):
+        r = a[(a.backend == b) & (a.scorer_id == sid) & (a.metric == metric) & (a.variant == variant)]
+        return r.iloc[0] if len(r) else None
+
+    header = ["backend", "text acc [95% CI]", "verdict", "strict", "word recall", "clip_score", "prompt following",
+              "missing items"]
+    lines = []
+    backends = list(dict.fromkeys(a["backend"]))
+    missing_notes: dict[str, int] = {}
+    for b in backends:
+        cells = [b]
+        te = get(b, ocr_id, "text_exact", "lenient")
+        cells.append(_fmt_ci_short(te["mean"], te["ci_low"], te["ci_high"]) if te is not None else "n/a")
+        cells.append((te["label"] or "-") if te is not None else "-")
+        st = get(b, ocr_id, "text_exact", "strict")
+        cells.append(f"{st['mean']:.0f}%" if st is not None and not math.isnan(st["mean"]) else "-")
+        wr = get(b, ocr_id, "word_recall", "lenient")
+        cells.append(f"{wr['mean']:.0f}%" if wr is not None and not math.isnan(wr["mean"]) else "-")
+        cs = get(b, clip_id, "clip_score", "")
+        cells.append(_fmt_ci_short(cs["mean"], cs["ci_low"], cs["ci_high"], pct=False) if cs is not None and cs["n_items"]
+                     else ("missing" if cs is not None else "n/a"))
+        pf = get(b, clip_id, "prompt_following", "")
+        cells.append(_fmt_ci_short(pf["mean"], pf["ci_low"], pf["ci_high"]) if pf is not None and pf["n_items"]
+                     else ("missing" if pf is not None else "n/a"))
+        # items missing per scorer: clip_score and ocr_chars exist for every scored item
+        sub = a[(a.backend == b) & (a.n_missing > 0) & (((a.scorer_id == clip_id) & (a.metric == "clip_score")) |
+                                                         ((a.scorer_id == ocr_id) & (a.metric == "ocr_chars")))]
+        cells.append(str(int(sub["n_missing"].sum())))
+        for rs in sub["missing_reasons"].dropna():
+            for part in rs.split("; "):
+                m = re.match(r"^(.*) \((\d+)\)$", part)
+                if m:
+                    missing_notes[m.group(1)] = missing_notes.get(m.group(1), 0) + int(m.group(2))
+        lines.append(cells)
+    out = align(header, lines)
+    ref_names = sorted(set(a.loc[a["backend_name"] == "reference", "backend"])) if "backend_name" in a else []
+    if ref_names:
+        out.append(f"{', '.join(ref_names)}: renders the targets legibly; its text accuracy is the OCR ceiling")
+    if ocr_id:
+        out.append(f"text metrics: {a.loc[a.scorer_id == ocr_id, 'model'].iloc[0]} (lenient; strict beside it)")
+    for reason, n in missing_notes.items():
+        out.append(f"missing ({n} items): {reason}")
+    return "\n".join(out)

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import EvalsuiteError
+from .base import Scorer, ScoreOptions, ScorerUnavailable
 
 DEFAULT_CLIP_MODEL = "ViT-L-14:openai"
 CLIP_SCORER_VERSION = "clip/v1"
@@ -286,3 +287,47 @@ def score_batch(cm: ClipModel, images: Sequence[Any], prompts: Sequence[str],
                        negatives=[{"text": n, "cosine": c, "truncated": cm.truncated(n)} for n, c in zip(negs, ncos)])
         out.append({"values": values, "details": det})
     return out
+
+
+class ClipScorer(Scorer):
+    """CLIP alignment (clip_score, clip_s) and, for prompts with hard negatives, prompt_following."""
+
+    kind = "clip"
+
+    @classmethod
+    def check_options(cls, opts: ScoreOptions) -> None:
+        parse_clip_model(opts.clip_model)
+        if opts.clip_batch_size is not None and opts.clip_batch_size < 1:
+            raise EvalsuiteError(f"--clip-batch-size must be at least 1, got {opts.clip_batch_size}")
+
+    @classmethod
+    def from_options(cls, opts: ScoreOptions) -> list[Scorer]:
+        cls.check_options(opts)
+        spec = parse_clip_model(opts.clip_model)
+        return [cls("clip", spec.identity, CLIP_SCORER_VERSION, {"scorer": "clip", "model": spec.identity,
+                                                                 "version": CLIP_SCORER_VERSION,
+                                                                 "resize": RESIZE_MODE}, options=opts)]
+
+    @property
+    def batch_size(self) -> int:   # type: ignore[override]
+        return self.options.clip_batch_size or DEFAULT_BATCH_SIZE
+
+    def inputs(self, prompt) -> dict[str, Any]:
+        return {"prompt": prompt.prompt, "negatives": list(prompt.negatives)}
+
+    def metrics_for(self, prompt) -> list[tuple[str, str]]:
+        return [("clip_score", ""), ("clip_s", "")] + ([("prompt_following", "")] if prompt.negatives else [])
+
+    def load(self, entry: dict[str, Any]) -> None:
+        spec = parse_clip_model(self.options.clip_model)
+        reason = still_unavailable(spec, entry)   # offline, weights still not cached: no load at all
+        if reason is not None:
+            raise ScorerUnavailable(reason, {k: v for k, v in entry.items() if k.startswith("unavailable_")})
+        try:
+            self._model = load_clip(spec, self.options.device)
+        except ClipUnavailable as e:
+            raise ScorerUnavailable(str(e), {"unavailable_hub_repo": e.hub_repo} if e.hub_repo else {}) from None
+
+    def score_batch(self, jobs, images, store) -> list:
+        outs = score_batch(self._model, images, [j.prompt.prompt for j in jobs], [j.prompt.negatives for j in jobs])
+        return [(o["values"], o["details"]) for o in outs]

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import functools
 import tempfile
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ..errors import EvalsuiteError
 from ..metrics.text import Box
+from .base import Scorer, ScoreOptions
 
 MAX_SIDE = 2048
 ENGINES = ("easyocr", "rapidocr")
@@ -124,3 +126,85 @@ def read_boxes(engine: str, image) -> list[Box]:
     else:
         raise EvalsuiteError(f"unknown OCR engine '{engine}'")
     return boxes
+
+
+TEXT_METRICS_VERSION = "text/v2"
+
+
+@dataclass(eq=False)
+class OcrScorer(Scorer):
+    """One OCR engine's reading scored by the text metrics (metrics/text.py), or, with several engines, the
+    per-target best of their readings (reads the engines' detail files; runs no OCR itself)."""
+
+    parts: tuple = ()          # the single-engine scorers a combination reads
+
+    kind = "ocr"
+
+    @classmethod
+    def check_options(cls, opts: ScoreOptions) -> None:
+        parse_engines(opts.ocr)
+
+    @classmethod
+    def from_options(cls, opts: ScoreOptions) -> list[Scorer]:
+        engines = parse_engines(opts.ocr)
+        out: list[OcrScorer] = []
+        for e in engines:
+            ident = engine_identity(e)
+            out.append(cls("ocr", e, f"{e} {ident.get('version')} / {TEXT_METRICS_VERSION}",
+                           {"scorer": "ocr", "engine": ident, "metrics": TEXT_METRICS_VERSION}, (e,), options=opts))
+        if len(engines) > 1:
+            idents = [engine_identity(e) for e in engines]
+            out.append(cls("ocr", "+".join(engines), f"best of {'+'.join(engines)} / {TEXT_METRICS_VERSION}",
+                           {"scorer": "ocr", "combined": idents, "metrics": TEXT_METRICS_VERSION}, tuple(engines),
+                           options=opts, parts=tuple(out)))
+        return out
+
+    @property
+    def needs_image(self) -> bool:   # type: ignore[override]
+        return len(self.engines) == 1
+
+    def inputs(self, prompt) -> dict[str, Any]:
+        return {"prompt": prompt.prompt, "target_text": list(prompt.target_text)}
+
+    def metrics_for(self, prompt) -> list[tuple[str, str]]:
+        from ..metrics.text import TEXT_METRICS
+        from ..metrics.text_protocols import PROTOCOL_METRICS
+
+        rows = [("ocr_chars", "lenient")]
+        if prompt.target_text:
+            rows = list(TEXT_METRICS) + rows + [(m, "") for m in PROTOCOL_METRICS]
+        return rows
+
+    def load(self, entry: dict[str, Any]) -> None:
+        if len(self.engines) == 1:        # loads the engine (once per process) on a blank image
+            from PIL import Image
+
+            read_boxes(self.engines[0], Image.new("RGB", (32, 32), "white"))
+
+    def score_batch(self, jobs, images, store) -> list:
+        from ..metrics.text import Reading, boxes_from, item_text_metrics
+
+        out: list = []
+        for job, image in zip(jobs, images):
+            if self.parts:
+                readings = []
+                for eu in self.parts:
+                    d = store.read_detail(eu.slug, eu.cache_key(job.rec.image_sha256, job.prompt))
+                    if d is None:
+                        break
+                    readings.append(Reading.from_boxes(eu.engines[0], boxes_from(d["details"]["boxes"])))
+                if len(readings) != len(self.parts):
+                    out.append(f"OCR {self.model}: an engine's reading is missing")
+                    continue
+                out.append(item_text_metrics(job.prompt.target_text, readings))
+                continue
+            try:
+                boxes = read_boxes(self.engines[0], image)
+            except Exception as e:  # this item's metrics stay missing with the reason; the run goes on
+                out.append(f"OCR {self.model} failed: {type(e).__name__}: {e}".splitlines()[0][:300])
+                continue
+            values, details = item_text_metrics(job.prompt.target_text, [Reading.from_boxes(self.engines[0], boxes)])
+            details["boxes"] = [b.to_dict() for b in boxes]
+            details["image_size"] = [image.width, image.height]
+            out.append((values, details))
+        return out
