@@ -160,6 +160,10 @@ def test_plan_is_a_union_of_invocations(finished, tmp_path):
     assert any("4 item(s) of earlier invocations" in m and "all 6 planned items" in m for m in logs), logs
     assert RunFolder(d).info.prompt_set["planned_items"] == 6
     assert sorted((d / "plan.jsonl").read_text().splitlines()) == sorted(before)
+    from evalsuite.report.data import load_runs
+
+    notes = load_runs([d]).notes        # the report says which subset it shows: the whole union
+    assert any("the whole plan, 6 item(s)" in n and "4 of them come from earlier invocations" in n for n in notes)
     _run(d, seeds=[0])
     assert sorted((d / "plan.jsonl").read_text().splitlines()) == sorted(before)
     res, _ = _run(d, seeds=[0, 1, 2], limit=1)                    # a wider rerun adds

@@ -71,6 +71,7 @@ def load_runs(run_dirs) -> ReportData:
     notes: list[str] = []
     common = _common_prompts(names, infos, prompt_sets, notes)
     seeds = _common_seeds(names, infos, notes)
+    _plan_union_notes(names, infos, notes)
     backends, relabel = _backend_labels(names, paths, infos)
     records, scores = _frames(names, folders, relabel)
     if len(paths) > 1:
@@ -79,6 +80,18 @@ def load_runs(run_dirs) -> ReportData:
     prompts = {pid: prompt_sets[0][pid] for pid in prompt_sets[0] if pid in common}
     return ReportData(runs=list(zip(names, paths, infos)), prompts=prompts, seeds=seeds, backends=backends,
                       records=records.reset_index(drop=True), scores=scores.reset_index(drop=True), notes=notes)
+
+
+def _plan_union_notes(names, infos, notes: list[str]) -> None:
+    """Which subset a report shows when the last `run` was narrower than the plan (the plan is a union of
+    every invocation: entries of earlier, wider runs stay planned and are reported)."""
+    for n, info in zip(names, infos):
+        ps = info.prompt_set or {}
+        kept, planned = ps.get("kept_from_earlier_invocations"), ps.get("planned_items")
+        if kept:
+            notes.append(f"run {n}: the report shows the whole plan, {planned} item(s), the union of every "
+                         f"invocation; {kept} of them come from earlier invocations wider than the last one "
+                         f"(--limit, --category or seeds)")
 
 
 def _common_prompts(names, infos, prompt_sets, notes: list[str]) -> set[str]:
