@@ -282,7 +282,7 @@ def _run(backends, prompts, *, seeds, num_seeds, categories, limit, size, run_di
     if rate_limit is not None and rate_limit <= 0:
         raise EvalsuiteError(f"--rate-limit must be > 0 calls per second, got {rate_limit}")
     for b in objs:
-        if concurrency is not None and getattr(b, "remote", False):
+        if concurrency is not None and b.remote:
             b.concurrency = concurrency
         try:
             b.prepare()
@@ -375,7 +375,7 @@ def _run(backends, prompts, *, seeds, num_seeds, categories, limit, size, run_di
         prev = backend_infos.get(b.label)
         backend_infos[b.label] = BackendInfo(
             spec=redact(b.spec), name=b.name, config=redact_obj(b.config()), key=b.key(),
-            labelled_noise=bool(getattr(b, "labelled_noise", False)),
+            labelled_noise=bool(b.labelled_noise),
             # a rerun that generates nothing keeps the load time measured when the model was loaded
             load_s=prev.load_s if prev is not None and prev.key == b.key() else None,
         )
@@ -426,15 +426,13 @@ def _run(backends, prompts, *, seeds, num_seeds, categories, limit, size, run_di
 
     result = RunResult(run_dir=run_dir, rank=dist.rank if dist.active else None)
     for b in objs:
-        if hasattr(b, "unmatched"):
-            planned = {(e.prompt_id, e.seed) for e, *_ in plan.entries[b.label]}
-            extra = b.unmatched(planned)
-            if extra:
-                result.unmatched_files[b.label] = extra
-                info.backends[b.label].notes.append(f"{len(extra)} file(s) matched no prompt/seed: {extra[:20]}")
-                log(f"{b.label}: {len(extra)} file(s) in the folder match no prompt/seed of this run: "
-                    f"{', '.join(extra[:5])}{' ...' if len(extra) > 5 else ''}")
-        if getattr(b, "labelled_noise", False):
+        extra = b.unmatched({(e.prompt_id, e.seed) for e, *_ in plan.entries[b.label]})
+        if extra:
+            result.unmatched_files[b.label] = extra
+            info.backends[b.label].notes.append(f"{len(extra)} file(s) matched no prompt/seed: {extra[:20]}")
+            log(f"{b.label}: {len(extra)} file(s) in the folder match no prompt/seed of this run: "
+                f"{', '.join(extra[:5])}{' ...' if len(extra) > 5 else ''}")
+        if b.labelled_noise:
             log(f"{b.label}: random-weight miniature model: its images are noise, for smoke tests only")
 
     # 3. Generate what is missing: remote backends in background threads, local ones here, one at a time.
@@ -449,7 +447,7 @@ def _run(backends, prompts, *, seeds, num_seeds, categories, limit, size, run_di
     before = {k: (c.generated, c.failed, c.filtered, c.not_attempted) for k, c in counts_by.items()}
     worker = None
     if overlap is None:   # on a CPU-only machine generation and scoring fight over the same cores: score after
-        overlap = any(getattr(b, "remote", False) or str(getattr(b, "device", "")).startswith("cuda")
+        overlap = any(b.remote or str(b.device or "").startswith("cuda")
                       for b in objs if todos[b.label])
     if score and overlap and any(todos.values()):
         from .scoring.overlap import ScoringWorker
@@ -461,7 +459,7 @@ def _run(backends, prompts, *, seeds, num_seeds, categories, limit, size, run_di
                 worker.submit(e)
     on_item = worker.submit if worker else None
     for b in objs:
-        if getattr(b, "remote", False) and todos[b.label]:
+        if b.remote and todos[b.label]:
             t = threading.Thread(target=_generate_remote, name=f"remote-{b.label}", daemon=True,
                                  args=(b, todos[b.label], run_dir, info, counts_by[b.label], progress, budget,
                                        stop, lock, errors, on_item, dist))
@@ -469,7 +467,7 @@ def _run(backends, prompts, *, seeds, num_seeds, categories, limit, size, run_di
             threads.append(t)
     try:
         for b in objs:
-            if getattr(b, "remote", False) or not todos[b.label]:
+            if b.remote or not todos[b.label]:
                 continue
             try:
                 _generate_backend(b, todos[b.label], run_dir, info, counts_by[b.label], progress, on_item, dist)
@@ -477,8 +475,7 @@ def _run(backends, prompts, *, seeds, num_seeds, categories, limit, size, run_di
                 if dist.is_main:
                     with lock:
                         atomic_write_json(run_dir / "run.json", info.model_dump())
-                if hasattr(b, "close"):
-                    b.close()
+                b.close()
         for t in threads:
             while t.is_alive():
                 t.join(0.2)
@@ -595,12 +592,12 @@ def _cost_guard(objs, plan, todos, *, yes: bool, dry_run: bool, max_cost: float 
     unpriced: list[tuple[str, int]] = []       # remote backends with calls planned and no known price
     for b in objs:
         rows = todos[b.label]
-        if dry_run and not getattr(b, "remote", False):
+        if dry_run and not b.remote:
             lines.append(f"  {b.label:<32} {len(rows):>5} item(s) to generate locally")
-        if not getattr(b, "remote", False):
+        if not b.remote:
             continue
         cost = sum(b.estimate_cost(1, (w, h)) or 0.0 for _, _, w, h in rows)
-        price = getattr(b, "price_per_image", None)
+        price = b.price_per_image
         if price is None:
             unknown = True
             est = "price unknown (set price=USD)"
@@ -609,15 +606,13 @@ def _cost_guard(objs, plan, todos, *, yes: bool, dry_run: bool, max_cost: float 
         elif price == 0:
             est = "no charge"
         else:
-            info = getattr(b, "info", None)
-            dated = f" (price as of {info.price_checked})" if getattr(info, "price_checked", None) else ""
+            dated = f" (price as of {b.info.price_checked})" if b.info is not None and b.info.price_checked else ""
             est = f"about ${cost:.2f}{dated}"
         if rows and price != 0:
             paid_calls += len(rows)
         total += cost
-        info = getattr(b, "info", None)
-        life = f"; {info.lifecycle()}" if getattr(info, "status", "active") in ("deprecated", "unknown") else ""
-        lines.append(f"  {b.label:<32} {len(rows):>5} call(s), {est}, {getattr(b, 'concurrency', 1)} in flight{life}")
+        life = f"; {b.info.lifecycle()}" if b.info is not None and b.info.status in ("deprecated", "unknown") else ""
+        lines.append(f"  {b.label:<32} {len(rows):>5} call(s), {est}, {b.concurrency} in flight{life}")
     if not lines:
         return
     if paid_calls or dry_run:
@@ -712,8 +707,7 @@ def _generate_remote(b, todo, run_dir: Path, info: RunInfo, counts: BackendCount
         stop.set()
     finally:
         bar.close()
-        if hasattr(b, "close"):
-            b.close()
+        b.close()
 
 
 def _failure_summary(run_dir: Path, plan: "_Plan", per_backend: int = 3) -> dict[str, list[str]]:
@@ -750,7 +744,7 @@ def _generate_backend(b, todo, run_dir: Path, info: RunInfo, counts: BackendCoun
     rank = dist.rank if dist is not None and dist.active else None
     lock = threading.Lock()  # _write_record's counts lock (local generation runs in this one thread)
 
-    _reset_peak_vram(getattr(b, "device", None))
+    _reset_peak_vram(b.device)
     t0 = time.perf_counter()
     b.load()
     load_s = time.perf_counter() - t0

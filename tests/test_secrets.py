@@ -66,7 +66,7 @@ def services(tls, monkeypatch):  # noqa: F811
         "replicate": f"replicate:black-forest-labs/flux-schnell,base_url={u['replicate']}",
         "fal": "fal:fal-ai/flux/schnell",
         "bfl": f"bfl:flux-dev,base_url={u['bfl']}?token={TOKEN}",
-        "openai": f"openai:dall-e-3,base_url={u['openai']}/v1?api_key={TOKEN}",
+        "openai": f"openai:gpt-image-2,base_url={u['openai']}/v1?api_key={TOKEN}",
         "comfyui": f"comfyui:{u['comfyui'].replace('http://', f'http://evaluser:{PASSWORD}@')}",
     }
     yield svcs, specs, servers
