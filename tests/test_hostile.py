@@ -169,8 +169,8 @@ def cases(a: Path) -> list[tuple[str, list[str], str]]:
         ("backend-fal-no-key", T + ["fal:fal-ai/flux/dev"], "FAL_KEY"),
         ("backend-bfl-no-key", T + ["bfl:flux-dev"], "BFL_API_KEY"),
         ("backend-bfl-safety-bad", T + ["bfl:flux-dev,safety_tolerance=9"], "'safety_tolerance' is 0..6"),
-        ("backend-openai-no-key", T + ["openai:dall-e-3"], "OPENAI_API_KEY"),
-        ("backend-openai-bad-quality", T + ["openai:dall-e-3,quality=ultra"], "option 'quality' must be one of"),
+        ("backend-openai-no-key", T + ["openai:gpt-image-2"], "OPENAI_API_KEY"),
+        ("backend-openai-bad-quality", T + ["openai:gpt-image-2,quality=ultra"], "option 'quality' must be one of"),
         ("backend-comfyui-bad-option", T + ["comfyui:http://127.0.0.1:1,stepz=4"], "unknown option 'stepz'"),
         ("backend-preset-guidance-nan", T + ["bfl-flux-dev:guidance=nan"], "finite number"),
         # --- score ---
