@@ -1,6 +1,7 @@
 """A run folder written by the code before issue 16's restructuring (main at 4f0ec16: `evalsuite.run(
 'reference:size=64x64', 'smoke', limit=3, seeds=[0, 1], score=False, report=False)`) still reads, checks clean,
-resumes without regenerating anything, extends, and compares through the typed result."""
+resumes without regenerating anything, extends, and compares through the typed result. Only run.json's
+prompt_set.source was made relative (it held the absolute path of the checkout that wrote it)."""
 
 from __future__ import annotations
 
