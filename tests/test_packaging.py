@@ -109,7 +109,7 @@ def test_a_feature_whose_extra_is_missing_names_the_extra(blocked, spec, extra, 
 
 
 def test_remote_backend_without_its_client_names_the_remote_extra(tmp_path):
-    r = _run_blocked({"openai"}, ["run", "-b", "openai-gpt-image-1", "-p", "smoke", "--no-score", "--no-progress",
+    r = _run_blocked({"openai"}, ["run", "-b", "openai-gpt-image-2", "-p", "smoke", "--no-score", "--no-progress",
                                   "--run-dir", tmp_path / "run", "--yes"], tmp_path, OPENAI_API_KEY="sk-test")
     assert r.returncode == 2, r.stderr
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
