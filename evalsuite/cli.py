@@ -77,18 +77,10 @@ def _cmd_run(args) -> int:
 
     quiet_rank = rank_log(getattr(args, "verbose", False)) is not None
 
-    result = run(
-        args.backends, args.prompts, seeds=args.seeds, num_seeds=args.num_seeds, categories=args.category,
-        limit=args.limit, size=args.size, run_dir=args.run_dir, retry_failed=args.retry_failed,
-        progress=not args.no_progress, argv=sys.argv[1:], retry_filtered=args.retry_filtered,
-        concurrency=args.concurrency, yes=args.yes, dry_run=args.dry_run, max_cost=args.max_cost,
-        rate_limit=args.rate_limit,
-        max_calls_without_confirm=args.max_calls_without_confirm, score=not args.no_score,
-        scorers=args.scorers, ocr=args.ocr, clip_model=args.clip_model, report=not args.no_report,
-        overlap={"auto": None, "on": True, "off": False}[args.overlap],
-        **({"config": args.run_config} if getattr(args, "run_config", None) else {}),
-        **({"log": rank_log(False)} if quiet_rank else {}),
-    )
+    from .runopts import RunOptions
+
+    result = run(args.backends, options=RunOptions.from_cli(args, argv=sys.argv[1:]),
+                 **({"log": rank_log(False)} if quiet_rank else {}))
     if quiet_rank:   # rank 0 prints the totals, the scores and the report
         return 0
     print(result.summary())

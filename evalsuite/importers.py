@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import EvalsuiteError
-from .prompts import Prompt, PromptSet
+from .promptset import Prompt, PromptSet
 
 Warn = Callable[[str], None]
 

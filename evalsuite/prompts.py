@@ -20,78 +20,20 @@ geneval:, t2i-compbench:, text:, csv:) imports a public format on the fly (see e
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ValidationError
 
 from .errors import EvalsuiteError
+from .importers import extract_quoted, import_source, split_import_source
+from .promptset import SAFE_ID, Prompt, PromptSet  # noqa: F401  (the models live there; re-exported here)
 
-SAFE_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,79}$")
 PROMPT_SUFFIXES = (".yaml", ".yml", ".jsonl")
 # The shipped prompt sets are package data: found the same way from a checkout, an editable or a wheel install.
 SHIPPED_PROMPTS = Path(__file__).resolve().parent / "data" / "prompts"
-
-
-class Prompt(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    id: str
-    prompt: str
-    category: str = "uncategorized"
-    target_text: list[str] = Field(default_factory=list)
-    negatives: list[str] = Field(default_factory=list)
-    tags: list[str] = Field(default_factory=list)
-
-    @field_validator("id")
-    @classmethod
-    def _safe_id(cls, v: str) -> str:
-        if not SAFE_ID.match(v) or ".." in v:
-            raise ValueError(
-                f"{v!r} is not a safe file name (use letters, digits, '.', '_', '-'; at most 80 characters)"
-            )
-        return v
-
-    @field_validator("prompt")
-    @classmethod
-    def _non_empty(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("must not be empty")
-        return v
-
-    @field_validator("target_text", "negatives", "tags")
-    @classmethod
-    def _non_empty_items(cls, v: list[str]) -> list[str]:
-        for s in v:
-            if not s.strip():
-                raise ValueError("must not contain empty strings")
-        return v
-
-
-class PromptSet(BaseModel):
-    name: str
-    source: str
-    description: str = ""
-    prompts: list[Prompt]
-
-    @property
-    def sha256(self) -> str:
-        """Content hash over the prompts (order included), recorded in run.json."""
-        payload = json.dumps([p.model_dump() for p in self.prompts], sort_keys=True, ensure_ascii=False)
-        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
-
-    def categories(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for p in self.prompts:
-            out[p.category] = out.get(p.category, 0) + 1
-        return out
-
-    def by_id(self) -> dict[str, Prompt]:
-        return {p.id: p for p in self.prompts}
 
 
 def prompt_dirs() -> list[Path]:
@@ -211,8 +153,6 @@ def _negative_errors(path: Path | str, index: int, p: Prompt) -> list[str]:
 
 def check_prompt_set(ps: PromptSet) -> list[str]:
     """Warnings about a loaded (already valid) set: one line each, naming the file, entry and field."""
-    from .importers import extract_quoted
-
     warnings: list[str] = []
     for i, p in enumerate(ps.prompts):
         where = f"{ps.source}: entry {i + 1} (id {p.id!r})"
@@ -297,8 +237,6 @@ def load_prompt_set(
 ) -> PromptSet:
     """Load a prompt set by name (a file in $EVALSUITE_PROMPTS, ./prompts or the shipped sets), path or FORMAT:PATH (imported on the fly),
     then filter by category and limit."""
-    from .importers import import_source, split_import_source
-
     if split_import_source(name_or_path):
         ps = import_source(name_or_path)
     else:
@@ -339,8 +277,6 @@ def validate_source(source: str) -> tuple[PromptSet, list[str]]:
 def validate_all(source: str) -> tuple[PromptSet | None, list[str], list[str]]:
     """(set or None, every error, warnings) of a file, set name or FORMAT:PATH, in one pass: all entries
     are checked, so one run of `prompts validate` lists every mistake of a file."""
-    from .importers import split_import_source
-
     if split_import_source(source):
         try:
             ps, warnings = validate_source(source)

@@ -28,7 +28,7 @@ from typing import Any, Iterable, Literal
 
 from pydantic import BaseModel, Field
 
-from .prompts import Prompt
+from .promptset import Prompt
 
 SCHEMA_VERSION = 1
 TMP_MARK = ".tmp-"

@@ -3,34 +3,29 @@
 from __future__ import annotations
 
 import contextlib
-import io
-import math
 import re
 import sys
-import threading
-import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
 from . import __version__
-from .backends import REGISTRY, GenRequest, GenResult, make_backend, parse_size, planning
-from .backends.remote import Budget, one_line, redact, redact_obj
+from .backends import REGISTRY, make_backend, parse_size, planning
+from .backends.remote import Budget, redact, redact_obj
 from .check import rebuild_info, recovered_entries
 from .envinfo import environment
+from .plan import Plan, PlannedItem  # noqa: F401  (re-exported: the rows of Plan.entries)
 from .errors import BackendError, EvalsuiteError
-from .prompts import Prompt, PromptSet, load_prompt_set
-from .runfolder import (BackendInfo, ItemRecord, PlanEntry, RunInfo, atomic_write_bytes, atomic_write_json,
-                        image_problem, item_key, item_paths, load_json_model, quarantine, remove_partial_files,
+from .prompts import Prompt, load_prompt_set
+from .runopts import RunOptions
+from .generate import BackendCounts, generate_all, now  # noqa: F401  (BackendCounts: re-exported)
+from .spending import check_spending, cost_guard
+from .runfolder import (BackendInfo, ItemRecord, PlanEntry, RunInfo, atomic_write_json,
+                        image_problem, load_json_model, quarantine, remove_partial_files,
                         scan_jsonl, stable_hash, write_jsonl)
 
 DEFAULT_SEEDS = (0, 1)
 RESULTS_ROOT = Path("results")
-
-
-def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def split_backend_specs(values: str | Iterable[str]) -> list[str]:
@@ -86,17 +81,6 @@ def resolve_seeds(seeds: Iterable[int] | str | None, num_seeds: int | None) -> l
 
 
 @dataclass
-class BackendCounts:
-    planned: int = 0
-    generated: int = 0
-    reused: int = 0
-    failed: int = 0
-    filtered: int = 0
-    skipped_prompts: int = 0
-    not_attempted: int = 0           # remote items left unsubmitted (--max-cost reached, interrupted)
-
-
-@dataclass
 class RunResult:
     run_dir: Path
     backends: dict[str, BackendCounts] = field(default_factory=dict)
@@ -132,60 +116,7 @@ class RunResult:
         return f"generated {g}, reused {r}, failed {f}, filtered {x} -> {self.run_dir}"
 
 
-def _png_bytes(img) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def _sha256(data: bytes) -> str:
-    import hashlib
-
-    return hashlib.sha256(data).hexdigest()
-
-
-def _reset_peak_vram(device: str | None) -> None:
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.reset_peak_memory_stats()
-    except ImportError:
-        pass
-
-
-def _peak_vram_gb() -> float | None:
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            return torch.cuda.max_memory_allocated() / 1024**3
-    except ImportError:
-        pass
-    return None
-
-
-class _Plan:
-    def __init__(self, run_dir: Path, backends: list[Any], prompt_set: PromptSet, seeds: list[int],
-                 size: tuple[int, int] | None):
-        self.entries: dict[str, list[tuple[PlanEntry, Prompt, int, int]]] = {}
-        self.skipped: dict[str, int] = {}
-        for b in backends:
-            w, h = size or b.default_size
-            bkey = b.key()
-            rows = []
-            skipped = 0
-            for p in prompt_set.prompts:
-                if not b.accepts(p):
-                    skipped += 1
-                    continue
-                for s in seeds:
-                    k = item_key(bkey, p, s, w, h, b.item_extra(p, s))
-                    img, rec = item_paths(b.label, p.id, s, k)
-                    rows.append((PlanEntry(backend=b.label, prompt_id=p.id, seed=s, key=k, image=img, record=rec),
-                                 p, w, h))
-            self.entries[b.label] = rows
-            self.skipped[b.label] = skipped
+_Plan = Plan   # the typed plan lives in evalsuite/plan.py
 
 
 def run(
@@ -216,6 +147,7 @@ def run(
     report: bool = True,
     overlap: bool | None = None,
     config: dict[str, Any] | None = None,
+    options: RunOptions | None = None,
 ) -> RunResult:
     """Generate every prompt x seed with each backend into `run_dir`; resume where a run stopped.
 
@@ -234,27 +166,174 @@ def run(
     With report=True (default) the report (tables, charts, report.html in RUN_DIR/report) is written
     after scoring into result.report. `config` ({path, options} of `run --config FILE`) is recorded with
     the invocation in run.json.
+    `options` (evalsuite.runopts.RunOptions, what the CLI builds) replaces all the keyword arguments above
+    but `log`; the keyword arguments are the same options, flat.
     """
     log = log or (lambda msg: print(msg, file=sys.stderr))
     from . import distributed
 
     dist = distributed.init()
+    if options is None:
+        options = RunOptions.from_kwargs(
+            prompts=prompts, seeds=seeds, num_seeds=num_seeds, categories=categories, limit=limit, size=size,
+            run_dir=run_dir, retry_failed=retry_failed, retry_filtered=retry_filtered, concurrency=concurrency,
+            yes=yes, dry_run=dry_run, max_cost=max_cost, rate_limit=rate_limit,
+            max_calls_without_confirm=max_calls_without_confirm, progress=progress, argv=argv, score=score,
+            scorers=scorers, ocr=ocr, clip_model=clip_model, report=report, overlap=overlap, config=config)
     try:
-        return _run(backends, prompts, seeds=seeds, num_seeds=num_seeds, categories=categories, limit=limit,
-                    size=size, run_dir=run_dir, retry_failed=retry_failed, retry_filtered=retry_filtered,
-                    concurrency=concurrency, yes=yes, dry_run=dry_run, max_cost=max_cost, rate_limit=rate_limit,
-                    max_calls_without_confirm=max_calls_without_confirm, progress=progress, argv=argv, log=log,
-                    score=score, scorers=scorers, ocr=ocr, clip_model=clip_model, report=report, overlap=overlap,
-                    dist=dist, config=config)
+        return _run(backends, options, log, dist)
     finally:
         dist.close()
 
 
-def _run(backends, prompts, *, seeds, num_seeds, categories, limit, size, run_dir, retry_failed, retry_filtered,
-         concurrency, yes, dry_run, max_cost, rate_limit, max_calls_without_confirm, progress, argv, log, score,
-         scorers, ocr, clip_model, report, overlap, dist, config=None) -> RunResult:
+def _prepare_backends(objs, concurrency: int | None, dry_run: bool, missing: list[str]) -> None:
+    """Cheap checks of every backend; a dry run plans and prices anyway and notes what is missing."""
+    for b in objs:
+        if concurrency is not None and b.remote:
+            b.concurrency = concurrency
+        try:
+            b.prepare()
+        except BackendError as e:
+            if not dry_run:
+                raise
+            missing.append(str(e))
+
+
+def _read_old_info(run_dir: Path, heal: list[tuple[str, str]], log) -> RunInfo | None:
+    """The folder's run.json; damaged or missing beside item records: rebuilt from them (and quarantined)."""
+    if (run_dir / "run.json").exists():
+        old_info, prob = load_json_model(run_dir / "run.json", RunInfo, "run.json")
+        if prob is not None:
+            log(f"{run_dir / 'run.json'}: damaged ({prob.what}); it goes to quarantine/ and is rebuilt from the "
+                "item records")
+            heal.append(("run.json", f"damaged run.json: {prob.what}"))
+            old_info = rebuild_info(run_dir)
+        return old_info
+    if run_dir.exists() and (run_dir / "items").is_dir():
+        log(f"{run_dir}: run.json is missing; rebuilding it from the item records")
+        return rebuild_info(run_dir)
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise EvalsuiteError(f"{run_dir} exists and is not a run folder; use another --run-dir")
+    return None
+
+
+def _read_old_plan(run_dir: Path, old_info: RunInfo | None, heal: list[tuple[str, str]], log):
+    """(plan entries, prompts by id) already in the folder; damaged lines are listed for quarantine."""
+    rows, plan_problems = scan_jsonl(run_dir / "plan.jsonl", "plan.jsonl", PlanEntry)
+    old_plan = [e for _, e in rows]
+    if plan_problems or (old_info is not None and not (run_dir / "run.json").is_file()) or heal:
+        old_plan += recovered_entries(run_dir, old_plan)
+    if plan_problems:
+        for prob in plan_problems:
+            log(f"{run_dir / prob.where()}: damaged plan line ({prob.what}); the plan is rebuilt from its good "
+                "lines and the item records")
+        heal.append(("plan.jsonl", "; ".join(str(x) for x in plan_problems[:5])))
+    prows, prompt_problems = scan_jsonl(run_dir / "prompts.jsonl", "prompts.jsonl", Prompt)
+    for prob in prompt_problems:
+        log(f"{run_dir / prob.where()}: damaged prompt line ({prob.what}); dropped")
+    if prompt_problems:
+        heal.append(("prompts.jsonl", "; ".join(str(x) for x in prompt_problems[:5])))
+    return old_plan, {d.id: d for _, d in prows}
+
+
+def _backend_infos(objs, old_info: RunInfo | None) -> dict[str, BackendInfo]:
+    """run.json's backends: the old ones kept, these ones (re)described (secrets redacted)."""
+    backend_infos = dict(old_info.backends) if old_info else {}
+    for b in objs:
+        prev = backend_infos.get(b.label)
+        backend_infos[b.label] = BackendInfo(
+            spec=redact(b.spec), name=b.name, config=redact_obj(b.config()), key=b.key(),
+            labelled_noise=bool(b.labelled_noise),
+            # a rerun that generates nothing keeps the load time measured when the model was loaded
+            load_s=prev.load_s if prev is not None and prev.key == b.key() else None,
+        )
+        # ... and the weight memory measured at that load (compare's memory table reads it)
+        if prev is not None and prev.key == b.key() and backend_infos[b.label].config.get("weight_memory") is None \
+                and prev.config.get("weight_memory") is not None:
+            backend_infos[b.label].config["weight_memory"] = prev.config["weight_memory"]
+    return backend_infos
+
+
+def _write_run_files(run_dir: Path, heal, merged_prompts: dict[str, Prompt], entries: list[PlanEntry],
+                     info: RunInfo, log) -> None:
+    """Partial files removed, damaged ones quarantined, then prompts.jsonl, plan.jsonl and run.json (atomic)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    removed = remove_partial_files(run_dir)
+    if removed:
+        log(f"removed {removed} partial file(s) left by an interrupted run")
+    for rel, why in heal:
+        moved = quarantine(run_dir, rel, why)
+        if moved is not None:
+            log(f"moved {rel} to {moved.relative_to(run_dir)} ({why})")
+    write_jsonl(run_dir / "prompts.jsonl", [merged_prompts[k] for k in sorted(merged_prompts)])
+    write_jsonl(run_dir / "plan.jsonl", entries)
+    atomic_write_json(run_dir / "run.json", info.model_dump())
+
+
+def _note_backends(objs, plan: Plan, info: RunInfo, result: RunResult, log) -> None:
+    """Folder files no planned item uses, and the noise label of random-weight miniature models."""
+    for b in objs:
+        extra = b.unmatched({(e.prompt_id, e.seed) for e, *_ in plan.entries[b.label]})
+        if extra:
+            result.unmatched_files[b.label] = extra
+            info.backends[b.label].notes.append(f"{len(extra)} file(s) matched no prompt/seed: {extra[:20]}")
+            log(f"{b.label}: {len(extra)} file(s) in the folder match no prompt/seed of this run: "
+                f"{', '.join(extra[:5])}{' ...' if len(extra) > 5 else ''}")
+        if b.labelled_noise:
+            log(f"{b.label}: random-weight miniature model: its images are noise, for smoke tests only")
+
+
+def _gather_ranks(dist, counts_by, before, info: RunInfo, run_dir: Path) -> bool:
+    """Every rank's new counts and hardware to rank 0, which records them (and goes on to score: True)."""
+    from . import distributed
+
+    deltas = {k: tuple(a - b for a, b in zip((c.generated, c.failed, c.filtered, c.not_attempted), before[k]))
+              for k, c in counts_by.items()}
+    gathered = dist.gather((deltas, distributed.rank_info(dist)))
+    dist.barrier()
+    if not dist.is_main:
+        return False
+    for r, (d, _) in enumerate(gathered):
+        if r == 0:
+            continue
+        for k, (g, f, x, n) in d.items():
+            c = counts_by[k]
+            c.generated, c.failed, c.filtered, c.not_attempted = (c.generated + g, c.failed + f,
+                                                                  c.filtered + x, c.not_attempted + n)
+    info.environment["distributed"]["ranks"] = [
+        {**ri, "generated": {k: v[0] for k, v in d.items()}} for d, ri in gathered]
+    atomic_write_json(run_dir / "run.json", info.model_dump())
+    return True
+
+
+def _kept_entries(objs, plan: Plan, old_info: RunInfo | None, old_plan: list[PlanEntry], old_prompts,
+                  new_prompts, new_entries: list[PlanEntry], size) -> list[PlanEntry]:
+    """Entries of earlier invocations that stay planned (the plan is a union), except those the new plan
+    replaces: the same (backend, prompt, seed), a backend whose pixel settings changed, or a changed prompt."""
+    planned_now = {(e.backend, e.prompt_id, e.seed) for e in new_entries}
+    same_settings = {b.label for b in objs if old_info is not None and b.label in old_info.backends
+                     and stable_hash(old_info.backends[b.label].key) == stable_hash(b.key())
+                     and old_info.size == (list(size) if size else None)}
+    return [e for e in old_plan
+            if e.backend not in plan.entries
+            or (e.backend in same_settings and (e.backend, e.prompt_id, e.seed) not in planned_now
+                and (e.prompt_id not in new_prompts or old_prompts.get(e.prompt_id) == new_prompts[e.prompt_id]))]
+
+
+def _run(backends, options: RunOptions, log, dist) -> RunResult:
     from . import distributed
     from .timing import rss_method
+
+    sel, spend, sc, out = options.selection, options.spending, options.scoring, options.output
+    prompts, seeds, num_seeds, categories, limit, size = (sel.prompts, sel.seeds, sel.num_seeds, sel.categories,
+                                                          sel.limit, sel.size)
+    max_cost, rate_limit, yes, concurrency, dry_run = (spend.max_cost, spend.rate_limit, spend.yes,
+                                                       spend.concurrency, spend.dry_run)
+    max_calls_without_confirm = spend.max_calls_without_confirm
+    retry_failed, retry_filtered = options.resume.retry_failed, options.resume.retry_filtered
+    score, scorers, ocr, clip_model, overlap, report = (sc.score, sc.scorers, sc.ocr, sc.clip_model, sc.overlap,
+                                                        sc.report)
+    run_dir, progress, argv, config = out.run_dir, out.progress, out.argv, out.config
 
     # 1. Validate everything before writing anything.
     if score:
@@ -272,24 +351,8 @@ def _run(backends, prompts, *, seeds, num_seeds, categories, limit, size, run_di
     labels = [b.label for b in objs]
     if len(set(labels)) != len(labels):
         raise EvalsuiteError(f"two backends map to the same folder label: {labels}")
-    if concurrency is not None and concurrency < 1:
-        raise EvalsuiteError(f"--concurrency must be at least 1, got {concurrency}")
-    for name, v in (("--max-cost", max_cost), ("--rate-limit", rate_limit)):
-        if v is not None and not math.isfinite(v):
-            raise EvalsuiteError(f"{name} must be a finite number, got {v}")
-    if max_cost is not None and max_cost < 0:
-        raise EvalsuiteError(f"--max-cost must be >= 0, got {max_cost}")
-    if rate_limit is not None and rate_limit <= 0:
-        raise EvalsuiteError(f"--rate-limit must be > 0 calls per second, got {rate_limit}")
-    for b in objs:
-        if concurrency is not None and getattr(b, "remote", False):
-            b.concurrency = concurrency
-        try:
-            b.prepare()
-        except BackendError as e:   # a dry run plans and prices anyway, and says what is missing
-            if not dry_run:
-                raise
-            missing.append(str(e))
+    check_spending(spend)
+    _prepare_backends(objs, concurrency, dry_run, missing)
     run_dir = Path(run_dir) if run_dir else RESULTS_ROOT / prompt_set.name
     plan = _Plan(run_dir, objs, prompt_set, seed_list, size)
 
@@ -298,47 +361,14 @@ def _run(backends, prompts, *, seeds, num_seeds, categories, limit, size, run_di
     if run_dir.exists() and not run_dir.is_dir():
         raise EvalsuiteError(f"--run-dir {run_dir} is a file, not a directory; give a folder path")
     heal: list[tuple[str, str]] = []          # (path relative to run_dir, why) to quarantine before generating
-    old_info = None
-    if (run_dir / "run.json").exists():
-        old_info, prob = load_json_model(run_dir / "run.json", RunInfo, "run.json")
-        if prob is not None:
-            log(f"{run_dir / 'run.json'}: damaged ({prob.what}); it goes to quarantine/ and is rebuilt from the "
-                "item records")
-            heal.append(("run.json", f"damaged run.json: {prob.what}"))
-            old_info = rebuild_info(run_dir)
-    elif run_dir.exists() and (run_dir / "items").is_dir():
-        log(f"{run_dir}: run.json is missing; rebuilding it from the item records")
-        old_info = rebuild_info(run_dir)
-    elif run_dir.exists() and any(run_dir.iterdir()):
-        raise EvalsuiteError(f"{run_dir} exists and is not a run folder; use another --run-dir")
-    rows, plan_problems = scan_jsonl(run_dir / "plan.jsonl", "plan.jsonl", PlanEntry)
-    old_plan = [e for _, e in rows]
-    if plan_problems or (old_info is not None and not (run_dir / "run.json").is_file()) or heal:
-        old_plan += recovered_entries(run_dir, old_plan)
-    if plan_problems:
-        for prob in plan_problems:
-            log(f"{run_dir / prob.where()}: damaged plan line ({prob.what}); the plan is rebuilt from its good "
-                "lines and the item records")
-        heal.append(("plan.jsonl", "; ".join(str(x) for x in plan_problems[:5])))
-    prows, prompt_problems = scan_jsonl(run_dir / "prompts.jsonl", "prompts.jsonl", Prompt)
-    for prob in prompt_problems:
-        log(f"{run_dir / prob.where()}: damaged prompt line ({prob.what}); dropped")
-    if prompt_problems:
-        heal.append(("prompts.jsonl", "; ".join(str(x) for x in prompt_problems[:5])))
-    old_prompts = {d.id: d for _, d in prows}
+    old_info = _read_old_info(run_dir, heal, log)
+    old_plan, old_prompts = _read_old_plan(run_dir, old_info, heal, log)
     new_prompts = prompt_set.by_id()
     # The plan is a union: entries of earlier invocations stay (a narrower rerun with --limit, --category or
     # fewer seeds drops nothing), except those the new plan replaces: the same (backend, prompt, seed), or a
     # backend whose pixel settings changed (its old items must not mix with the new ones), or a changed prompt.
     new_entries = [row[0] for rows_ in plan.entries.values() for row in rows_]
-    planned_now = {(e.backend, e.prompt_id, e.seed) for e in new_entries}
-    same_settings = {b.label for b in objs if old_info is not None and b.label in old_info.backends
-                     and stable_hash(old_info.backends[b.label].key) == stable_hash(b.key())
-                     and old_info.size == (list(size) if size else None)}
-    kept = [e for e in old_plan
-            if e.backend not in plan.entries
-            or (e.backend in same_settings and (e.backend, e.prompt_id, e.seed) not in planned_now
-                and (e.prompt_id not in new_prompts or old_prompts.get(e.prompt_id) == new_prompts[e.prompt_id]))]
+    kept = _kept_entries(objs, plan, old_info, old_plan, old_prompts, new_prompts, new_entries, size)
     widened = sum(e.backend in plan.entries for e in kept)
     if widened:
         log(f"plan: {widened} item(s) of earlier invocations of these backends stay planned (the plan is a union); "
@@ -355,7 +385,7 @@ def _run(backends, prompts, *, seeds, num_seeds, categories, limit, size, run_di
 
     # What is still to make (read-only): the cost guard and --dry-run need it before anything is written.
     todos, counts_by = _todo(plan, run_dir, retry_failed, retry_filtered, heal, log)
-    _cost_guard(objs, plan, todos, yes=yes, dry_run=dry_run, max_cost=max_cost,
+    cost_guard(objs, plan, todos, yes=yes, dry_run=dry_run, max_cost=max_cost,
                 max_calls_without_confirm=max_calls_without_confirm, log=log)
     if dry_run:
         if missing:
@@ -370,19 +400,7 @@ def _run(backends, prompts, *, seeds, num_seeds, categories, limit, size, run_di
             todos[label] = [row for row in todos[label] if row[0].record in mine]
 
     stamp = now()
-    backend_infos = dict(old_info.backends) if old_info else {}
-    for b in objs:
-        prev = backend_infos.get(b.label)
-        backend_infos[b.label] = BackendInfo(
-            spec=redact(b.spec), name=b.name, config=redact_obj(b.config()), key=b.key(),
-            labelled_noise=bool(getattr(b, "labelled_noise", False)),
-            # a rerun that generates nothing keeps the load time measured when the model was loaded
-            load_s=prev.load_s if prev is not None and prev.key == b.key() else None,
-        )
-        # ... and the weight memory measured at that load (compare's memory table reads it)
-        if prev is not None and prev.key == b.key() and backend_infos[b.label].config.get("weight_memory") is None \
-                and prev.config.get("weight_memory") is not None:
-            backend_infos[b.label].config["weight_memory"] = prev.config["weight_memory"]
+    backend_infos = _backend_infos(objs, old_info)
     prompt_info = {"name": prompt_set.name, "source": prompt_set.source, "sha256": prompt_set.sha256,
                    "count": len(prompt_set.prompts), "categories": categories, "limit": limit,
                    "planned_items": len(kept) + len(new_entries), "kept_from_earlier_invocations": widened}
@@ -411,45 +429,21 @@ def _run(backends, prompts, *, seeds, num_seeds, categories, limit, size, run_di
         info = old_info
     dist.barrier()     # every rank has read the folder's old state before rank 0 changes it
     if dist.is_main and not unchanged:   # rank 0 writes the run files; the other ranks start once they exist
-        run_dir.mkdir(parents=True, exist_ok=True)
-        removed = remove_partial_files(run_dir)
-        if removed:
-            log(f"removed {removed} partial file(s) left by an interrupted run")
-        for rel, why in heal:
-            moved = quarantine(run_dir, rel, why)
-            if moved is not None:
-                log(f"moved {rel} to {moved.relative_to(run_dir)} ({why})")
-        write_jsonl(run_dir / "prompts.jsonl", [merged_prompts[k] for k in sorted(merged_prompts)])
-        write_jsonl(run_dir / "plan.jsonl", kept + new_entries)
-        atomic_write_json(run_dir / "run.json", info.model_dump())
+        _write_run_files(run_dir, heal, merged_prompts, kept + new_entries, info, log)
     dist.barrier()
 
     result = RunResult(run_dir=run_dir, rank=dist.rank if dist.active else None)
-    for b in objs:
-        if hasattr(b, "unmatched"):
-            planned = {(e.prompt_id, e.seed) for e, *_ in plan.entries[b.label]}
-            extra = b.unmatched(planned)
-            if extra:
-                result.unmatched_files[b.label] = extra
-                info.backends[b.label].notes.append(f"{len(extra)} file(s) matched no prompt/seed: {extra[:20]}")
-                log(f"{b.label}: {len(extra)} file(s) in the folder match no prompt/seed of this run: "
-                    f"{', '.join(extra[:5])}{' ...' if len(extra) > 5 else ''}")
-        if getattr(b, "labelled_noise", False):
-            log(f"{b.label}: random-weight miniature model: its images are noise, for smoke tests only")
+    _note_backends(objs, plan, info, result, log)
 
     # 3. Generate what is missing: remote backends in background threads, local ones here, one at a time.
     result.backends = counts_by
     result.todo = {k: len(v) for k, v in todos.items()}
-    lock = threading.Lock()
-    stop = threading.Event()
     budget = Budget(max_cost / dist.world_size if max_cost is not None else None,  # each rank its share
                     rate_limit / dist.world_size if rate_limit is not None else None)
-    errors: list[BaseException] = []
-    threads = []
     before = {k: (c.generated, c.failed, c.filtered, c.not_attempted) for k, c in counts_by.items()}
     worker = None
     if overlap is None:   # on a CPU-only machine generation and scoring fight over the same cores: score after
-        overlap = any(getattr(b, "remote", False) or str(getattr(b, "device", "")).startswith("cuda")
+        overlap = any(b.remote or str(b.device or "").startswith("cuda")
                       for b in objs if todos[b.label])
     if score and overlap and any(todos.values()):
         from .scoring.overlap import ScoringWorker
@@ -459,61 +453,10 @@ def _run(backends, prompts, *, seeds, num_seeds, categories, limit, size, run_di
         for label, rows in plan.entries.items():   # items made earlier but maybe not scored yet: this rank's share
             for e, *_ in distributed.shard(rows, dist.rank, dist.world_size):
                 worker.submit(e)
-    on_item = worker.submit if worker else None
-    for b in objs:
-        if getattr(b, "remote", False) and todos[b.label]:
-            t = threading.Thread(target=_generate_remote, name=f"remote-{b.label}", daemon=True,
-                                 args=(b, todos[b.label], run_dir, info, counts_by[b.label], progress, budget,
-                                       stop, lock, errors, on_item, dist))
-            t.start()
-            threads.append(t)
-    try:
-        for b in objs:
-            if getattr(b, "remote", False) or not todos[b.label]:
-                continue
-            try:
-                _generate_backend(b, todos[b.label], run_dir, info, counts_by[b.label], progress, on_item, dist)
-            finally:
-                if dist.is_main:
-                    with lock:
-                        atomic_write_json(run_dir / "run.json", info.model_dump())
-                if hasattr(b, "close"):
-                    b.close()
-        for t in threads:
-            while t.is_alive():
-                t.join(0.2)
-        if worker is not None:
-            worker.finish()
-    except BaseException:
-        stop.set()          # remote threads submit nothing more; items in flight finish and are stored
-        if worker is not None:
-            worker.cancel()
-        for t in threads:
-            t.join(60)
-        raise
-    if threads and dist.is_main:
-        with lock:
-            atomic_write_json(run_dir / "run.json", info.model_dump())
-    if errors:
-        raise errors[0]
-    if dist.active:   # every rank's new counts and hardware to rank 0, which records them and scores
-        deltas = {k: tuple(a - b for a, b in zip((c.generated, c.failed, c.filtered, c.not_attempted), before[k]))
-                  for k, c in counts_by.items()}
-        gathered = dist.gather((deltas, distributed.rank_info(dist)))
-        dist.barrier()
-        if not dist.is_main:
-            return RunResult(run_dir=run_dir, backends=counts_by, todo={k: len(v) for k, v in todos.items()},
-                             rank=dist.rank)
-        for r, (d, _) in enumerate(gathered):
-            if r == 0:
-                continue
-            for k, (g, f, x, n) in d.items():
-                c = counts_by[k]
-                c.generated, c.failed, c.filtered, c.not_attempted = (c.generated + g, c.failed + f,
-                                                                      c.filtered + x, c.not_attempted + n)
-        info.environment["distributed"]["ranks"] = [
-            {**ri, "generated": {k: v[0] for k, v in d.items()}} for d, ri in gathered]
-        atomic_write_json(run_dir / "run.json", info.model_dump())
+    generate_all(objs, todos, run_dir, info, counts_by, progress, budget, worker, dist)
+    if dist.active and not _gather_ranks(dist, counts_by, before, info, run_dir):
+        return RunResult(run_dir=run_dir, backends=counts_by, todo={k: len(v) for k, v in todos.items()},
+                         rank=dist.rank)
     result.failures = _failure_summary(run_dir, plan)
     for label, lines in result.failures.items():
         for line in lines:
@@ -586,136 +529,6 @@ def _todo(plan: "_Plan", run_dir: Path, retry_failed: bool, retry_filtered: bool
     return todos, counts_by
 
 
-def _cost_guard(objs, plan, todos, *, yes: bool, dry_run: bool, max_cost: float | None,
-                max_calls_without_confirm: int, log) -> None:
-    """Print calls and estimated cost per remote backend; refuse many paid calls without yes."""
-    from .backends.remote import PRICES_AS_OF
-
-    lines, paid_calls, total, unknown = [], 0, 0.0, False
-    unpriced: list[tuple[str, int]] = []       # remote backends with calls planned and no known price
-    for b in objs:
-        rows = todos[b.label]
-        if dry_run and not getattr(b, "remote", False):
-            lines.append(f"  {b.label:<32} {len(rows):>5} item(s) to generate locally")
-        if not getattr(b, "remote", False):
-            continue
-        cost = sum(b.estimate_cost(1, (w, h)) or 0.0 for _, _, w, h in rows)
-        price = getattr(b, "price_per_image", None)
-        if price is None:
-            unknown = True
-            est = "price unknown (set price=USD)"
-            if rows:
-                unpriced.append((b.label, len(rows)))
-        elif price == 0:
-            est = "no charge"
-        else:
-            info = getattr(b, "info", None)
-            dated = f" (price as of {info.price_checked})" if getattr(info, "price_checked", None) else ""
-            est = f"about ${cost:.2f}{dated}"
-        if rows and price != 0:
-            paid_calls += len(rows)
-        total += cost
-        info = getattr(b, "info", None)
-        life = f"; {info.lifecycle()}" if getattr(info, "status", "active") in ("deprecated", "unknown") else ""
-        lines.append(f"  {b.label:<32} {len(rows):>5} call(s), {est}, {getattr(b, 'concurrency', 1)} in flight{life}")
-    if not lines:
-        return
-    if paid_calls or dry_run:
-        log(f"{'plan' if dry_run else 'remote calls'} (prices from the model tables checked {PRICES_AS_OF}, each "
-            "with its own date; override per backend with price=):")
-        for line in lines:
-            log(line)
-        n_unpriced = sum(n for _, n in unpriced)
-        log(f"  total: {paid_calls} paid call(s), estimated ${total:.2f}"
-            + (f" for the priced ones; {n_unpriced} call(s) at an unknown price" if n_unpriced else "")
-            + (f"; --max-cost ${max_cost:.2f}" if max_cost is not None else ""))
-    if max_cost is not None and unpriced:
-        what = ", ".join(f"{label} ({n} call(s))" for label, n in unpriced)
-        msg = (f"--max-cost cannot bound {what}: the price per image is unknown in the dated model table; "
-               "add price=USD to that backend's options (e.g. openai-gpt-image-2:price=0.05) or drop --max-cost")
-        if not dry_run:
-            raise EvalsuiteError(msg)
-        log(f"  note: {msg}")
-    if not dry_run and paid_calls > max_calls_without_confirm and not yes:
-        raise EvalsuiteError(f"{paid_calls} paid remote calls planned (estimated ${total:.2f}), more than "
-                             f"{max_calls_without_confirm} without confirmation; rerun with --yes to go ahead, "
-                             "--dry-run to see the plan, or --max-cost USD to cap the spend")
-
-
-def _write_record(b, entry, prompt, res: GenResult, run_dir: Path, counts: BackendCounts, lock: threading.Lock,
-                  on_item=None, **timing: Any) -> None:
-    """Store one item: the PNG (atomic), then its record (atomic; its presence marks the item finished);
-    update the counts. `timing`: the ItemRecord's steps/guidance/latency/memory fields."""
-    rec = ItemRecord(
-        backend=b.label, spec=redact(b.spec), prompt_id=prompt.id, prompt=prompt.prompt, category=prompt.category,
-        seed=entry.seed, key=entry.key, status=res.status, error=redact(res.error),
-        applied=redact_obj({**res.applied, "seed": res.seed}), created=now(), **timing,
-    )
-    if res.status == "ok" and res.image is not None:
-        data = _png_bytes(res.image)
-        atomic_write_bytes(run_dir / entry.image, data)
-        rec.image, rec.image_sha256 = entry.image, _sha256(data)
-        rec.width, rec.height = res.image.width, res.image.height
-    elif res.status != "filtered":
-        rec.status = "failed"
-        rec.error = rec.error or "no image returned"
-    atomic_write_json(run_dir / entry.record, rec.model_dump())
-    if on_item is not None and rec.status == "ok":
-        on_item(entry)
-    with lock:
-        if rec.status == "ok":
-            counts.generated += 1
-        elif rec.status == "filtered":
-            counts.filtered += 1
-        else:
-            counts.failed += 1
-
-
-def _generate_remote(b, todo, run_dir: Path, info: RunInfo, counts: BackendCounts, progress: bool,
-                     budget: "Budget", stop: threading.Event, lock: threading.Lock,
-                     errors: list[BaseException], on_item=None, dist=None) -> None:
-    """One remote backend in its own thread: b.concurrency requests in flight, each item stored as it lands."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=len(todo), desc=b.label, unit="img", disable=not progress, file=sys.stderr, dynamic_ncols=True)
-
-    def one(entry, prompt, w, h) -> None:
-        if stop.is_set() or errors or not budget.take(b.estimate_cost(1, (w, h))):
-            with lock:
-                counts.not_attempted += 1
-            return
-        budget.wait_turn()
-        t = time.perf_counter()
-        res = b.generate_one(GenRequest(prompt=prompt, seed=entry.seed, width=w, height=h))
-        _write_record(b, entry, prompt, res, run_dir, counts, lock, on_item, steps=cfg.get("steps"),
-                      guidance=cfg.get("guidance"), latency_s=round(time.perf_counter() - t, 5), batch_size=1,
-                      warmup=False, rank=dist.rank if dist is not None and dist.active else None)
-        bar.update(1)
-
-    try:
-        t0 = time.perf_counter()
-        b.load()
-        with lock:
-            info.backends[b.label].load_s = round(time.perf_counter() - t0, 4)
-        cfg = b.config()
-        with ThreadPoolExecutor(max_workers=b.concurrency, thread_name_prefix=b.label) as pool:
-            futures = [pool.submit(one, *row) for row in todo]
-            for f in futures:
-                exc = f.exception()
-                if exc is not None and not errors:
-                    errors.append(exc)
-                    stop.set()
-    except BaseException as e:  # noqa: BLE001 - handed to the main thread, which raises it
-        errors.append(e)
-        stop.set()
-    finally:
-        bar.close()
-        if hasattr(b, "close"):
-            b.close()
-
-
 def _failure_summary(run_dir: Path, plan: "_Plan", per_backend: int = 3) -> dict[str, list[str]]:
     """Per backend: counts of failed/filtered items of this plan and the first few distinct messages."""
     out: dict[str, list[str]] = {}
@@ -741,51 +554,3 @@ def _failure_summary(run_dir: Path, plan: "_Plan", per_backend: int = 3) -> dict
     return out
 
 
-def _generate_backend(b, todo, run_dir: Path, info: RunInfo, counts: BackendCounts, progress: bool,
-                      on_item=None, dist=None) -> None:
-    from tqdm.auto import tqdm
-
-    from .timing import PeakRSS, its_per_s
-
-    rank = dist.rank if dist is not None and dist.active else None
-    lock = threading.Lock()  # _write_record's counts lock (local generation runs in this one thread)
-
-    _reset_peak_vram(getattr(b, "device", None))
-    t0 = time.perf_counter()
-    b.load()
-    load_s = time.perf_counter() - t0
-    info.backends[b.label].load_s = round(load_s, 4)
-    cfg = b.config()
-    info.backends[b.label].config = redact_obj(cfg)  # now with what load() measured (e.g. weight memory)
-    # First call alone (the warm-up, excluded from medians), then batches of the backend's size.
-    batches = [todo[:1]] + [todo[i:i + b.max_batch_size] for i in range(1, len(todo), b.max_batch_size)]
-    desc = b.label if rank is None else f"{b.label} [rank {rank}]"
-    bar = tqdm(total=len(todo), desc=desc, unit="img", disable=not progress, file=sys.stderr, dynamic_ncols=True)
-    try:
-        for bi, batch in enumerate(batches):
-            if not batch:
-                continue
-            reqs = [GenRequest(prompt=p, seed=e.seed, width=w, height=h) for e, p, w, h in batch]
-            with PeakRSS() as mem:
-                t = time.perf_counter()
-                try:
-                    results = b.generate(reqs)
-                except EvalsuiteError:
-                    raise
-                except Exception as e:  # this batch fails; the run goes on
-                    results = [GenResult(status="failed", error=one_line(f"{type(e).__name__}: {e}".splitlines()[0]))
-                               for _ in reqs]
-                per_item = (time.perf_counter() - t) / len(batch)
-            vram = _peak_vram_gb()
-            rss = mem.peak_gb
-            ips = its_per_s(cfg.get("steps"), per_item)
-            for (entry, prompt, w, h), res in zip(batch, results):
-                _write_record(
-                    b, entry, prompt, res, run_dir, counts, lock, on_item, steps=cfg.get("steps"),
-                    guidance=cfg.get("guidance"), latency_s=round(per_item, 5), batch_size=len(batch),
-                    warmup=bi == 0, load_s=round(load_s, 4), peak_vram_gb=round(vram, 4) if vram is not None else None,
-                    peak_rss_gb=round(rss, 4), it_per_s=round(ips, 4) if ips is not None else None, rank=rank,
-                )
-                bar.update(1)
-    finally:
-        bar.close()

@@ -78,8 +78,7 @@ def test_speed_chart_has_no_empty_panel(tmp_path):
 
 
 def test_compare_page_shows_the_verdict_as_tables():
-    from evalsuite.compare import _table
-    from evalsuite.compare_html import verdict_html
+    from evalsuite.report.compare_page import text_table as _table, verdict_html
 
     md = "\n".join(["# Paired comparison\n\nbaseline `a` -> candidate `b`\n", "## x -> y: 12 pairs over 6 prompts",
                     *_table(["metric", "baseline", "candidate", "delta", "decision"],

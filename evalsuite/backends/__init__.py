@@ -6,7 +6,7 @@ first element may be a positional reference without '=' (a folder, a service's m
     flux-schnell:path=/weights     folder:mj_exports/          folder:mj_exports/,size=1024x1024
 Everything that changes pixels goes into the item's cache key (see runfolder.item_key).
 
-A backend object provides:
+A backend object is a `backends.base.Backend` (remote services: `RemoteService`) and provides:
     name, spec, label            registry name, the spec string, a folder-safe label
     default_size                 (width, height) when the run sets no --size
     max_batch_size               items per generate() call
@@ -91,6 +91,8 @@ REGISTRY: dict[str, RegistryEntry] = {
                                "legible renders of each prompt's target text: the OCR ceiling"),
     "folder": RegistryEntry("evalsuite.backends.folder", "folder",
                             "import images made elsewhere (e.g. Midjourney): folder:PATH", takes_ref=True),
+    "dummy": RegistryEntry("evalsuite.backends.dummy", "dummy",
+                           "deterministic pattern images, no torch and no model: NOISE images, for fast tests"),
 }
 
 # Remote services (see backends/remote.py and docs/remote.md): SERVICE:MODEL specs plus short presets.
@@ -223,7 +225,12 @@ def make_backend(raw: str):
     entry = REGISTRY[spec.name]
     module = importlib.import_module(entry.module)
     factory: Callable[[BackendSpec], Any] = getattr(module, entry.factory)
-    return factory(spec)
+    backend = factory(spec)
+    from .base import Backend
+
+    if not isinstance(backend, Backend):   # the runner reads the typed attributes of backends/base.py
+        raise TypeError(f"{entry.module}.{entry.factory} returned a {type(backend).__name__}, not a Backend")
+    return backend
 
 
 # Options that change how an image is fetched, never its pixels: they stay out of labels and cache keys, so

@@ -10,15 +10,15 @@ import importlib.util
 import os
 
 from . import REGISTRY
+from .base import service_class_of
 
-SERVICE_NEEDS = {
-    "replicate": (("REPLICATE_API_TOKEN",), "replicate"),
-    "fal": (("FAL_KEY", "FAL_KEY_ID"), "fal_client"),
-    "bfl": (("BFL_API_KEY",), "httpx"),
-    "openai_images": (("OPENAI_API_KEY",), "openai"),
-    "comfyui": ((), "httpx"),
-    "hf_inference": (("HF_TOKEN",), "huggingface_hub"),
-}
+def __getattr__(name: str):
+    # SERVICE_NEEDS: {module: (key variables, package)}, derived from the service classes (backends/base.py)
+    if name == "SERVICE_NEEDS":
+        from .base import service_classes
+
+        return {c.__module__.rsplit(".", 1)[-1]: (c.key_env, c.package) for c in service_classes()}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _has_package(name: str) -> bool:
@@ -110,21 +110,19 @@ def _checked(service: str) -> str:
 def availability(name: str) -> tuple[bool, str]:
     """(usable, reason when not) for a registry name."""
     entry = REGISTRY[name]
-    module = entry.module.rsplit(".", 1)[-1]
     info = preset_model(name)
     if info is not None and info.status == "shut_down":
         return False, f"{info.service}:{info.model} {info.lifecycle()}; saved images: folder:PATH"
-    if module in SERVICE_NEEDS:
-        envs, package = SERVICE_NEEDS[module]
+    service = service_class_of(entry.module)
+    if service is not None:
+        envs, package = service.key_env, service.package
         if not _has_package(package):
             from ..extras import install_hint
 
             return False, f"missing package '{package}': {install_hint(package)}"
         if envs and not any(os.environ.get(e, "").strip() for e in envs):
             return False, f"missing key: set {' or '.join(envs)}"
-        if module == "comfyui":
-            return True, f"needs a running ComfyUI server (default {entry.default_ref})"
-        return True, ""
+        return True, service.needs_note.format(default_ref=entry.default_ref)
     if name in ("flux-dev", "flux-schnell", "sdxl"):
         if not _has_package("diffusers"):
             return False, "missing package 'diffusers'"

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from ..errors import EvalsuiteError
 from . import BackendSpec, GenRequest, GenResult, label_for, take_options
 from . import remote
+from .base import RemoteService
 from .services import model_info, nearest_ratio, refuse_shut_down
 
 DEFAULT_BASE = "https://api.bfl.ai"
@@ -35,10 +36,10 @@ def snap(v: int) -> int:
     return max(256, min(1440, int(round(v / 32)) * 32))
 
 
-class BflBackend:
-    remote = True
-    max_batch_size = 1
-    labelled_noise = False
+class BflBackend(RemoteService):
+    service = "bfl"
+    key_env = ("BFL_API_KEY",)
+    package = "httpx"
 
     def __init__(self, spec: BackendSpec):
         self.spec = spec.raw
@@ -104,27 +105,15 @@ class BflBackend:
         return {"service": "bfl", "endpoint": self.endpoint,
                 **{k: v for k, v in self._applied().items() if k != "prompt_upsampling"}}
 
-    def accepts(self, prompt) -> bool:
-        return True
-
-    def item_extra(self, prompt, seed):
-        return None
-
-    def estimate_cost(self, n: int, size: tuple[int, int]) -> float | None:
-        return remote.estimate_cost(self.price_per_image, self.price_key, n, size)
-
     def prepare(self) -> None:
-        remote.require_env(("BFL_API_KEY",), self.label, "a Black Forest Labs API key")
-        scheme = urlsplit(self.base_url).scheme
-        if scheme != "https" and not (scheme == "http" and os.environ.get(remote.LOOPBACK_ENV) == "1"
-                                      and remote._loopback(urlsplit(self.base_url).hostname)):
-            raise EvalsuiteError(f"backend '{self.spec}': base_url must be https, got '{self.base_url}'")
+        remote.require_env(self.key_env, self.label, "a Black Forest Labs API key")
+        remote.check_base_url(self.base_url, self.spec)
 
     def load(self) -> None:
         if self.http is None:
             import httpx
 
-            key = remote.require_env(("BFL_API_KEY",), self.label, "a Black Forest Labs API key")
+            key = remote.require_env(self.key_env, self.label, "a Black Forest Labs API key")
             self._headers = {"x-key": key, "accept": "application/json"}
             self.http = httpx.Client(timeout=httpx.Timeout(self.opts["timeout"], connect=15.0), follow_redirects=False)
             self.policy = remote.policy_from(self.opts)
@@ -137,17 +126,10 @@ class BflBackend:
         host = urlsplit(url).hostname or ""
         return host == urlsplit(self.base_url).hostname or host == "bfl.ai" or host.endswith(".bfl.ai")
 
-    def generate(self, requests: list[GenRequest]) -> list[GenResult]:
-        return [self.generate_one(r) for r in requests]
-
-    def generate_one(self, req: GenRequest) -> GenResult:
-        self.load()
-        return remote.run_item(self.label, lambda stats: self._one(req, stats))
-
     def _call(self, method: str, url: str, **kw) -> dict[str, Any]:
         r = self.http.request(method, url, headers=self._headers, **kw)
         if r.status_code >= 400:
-            msg = remote._response_message(r)
+            msg = remote.response_message(r)
             if r.status_code == 402:
                 raise remote.RemoteFailure(f"bfl: HTTP 402: no credits left ({msg})")
             raise remote.http_failure(r.status_code, f"bfl: {msg}", r.headers)

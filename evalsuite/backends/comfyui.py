@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from ..errors import EvalsuiteError
 from . import BackendSpec, GenRequest, GenResult, label_for, take_options
 from . import remote
+from .base import RemoteService
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "data" / "comfyui" / "flux_workflow.json"
 DEFAULT_URL = "http://127.0.0.1:8188"
@@ -71,10 +72,10 @@ def load_workflow(path: Path, mapping: dict[str, tuple[str, str]], where: str) -
     return graph
 
 
-class ComfyUIBackend:
-    remote = True
-    max_batch_size = 1
-    labelled_noise = False
+class ComfyUIBackend(RemoteService):
+    service = "comfyui"
+    package = "httpx"
+    needs_note = "needs a running ComfyUI server (default {default_ref})"
 
     def __init__(self, spec: BackendSpec):
         self.spec = spec.raw
@@ -136,15 +137,6 @@ class ComfyUIBackend:
                 "steps": self.opts["steps"] if "steps" in self.mapping else None,
                 "guidance": self.opts["guidance"] if "guidance" in self.mapping else None}
 
-    def accepts(self, prompt) -> bool:
-        return True
-
-    def item_extra(self, prompt, seed):
-        return None
-
-    def estimate_cost(self, n: int, size: tuple[int, int]) -> float | None:
-        return remote.estimate_cost(self.price_per_image, self.price_key, n, size)
-
     def prepare(self) -> None:
         pass
 
@@ -157,13 +149,6 @@ class ComfyUIBackend:
     def close(self) -> None:
         if self.http is not None:
             self.http.close()
-
-    def generate(self, requests: list[GenRequest]) -> list[GenResult]:
-        return [self.generate_one(r) for r in requests]
-
-    def generate_one(self, req: GenRequest) -> GenResult:
-        self.load()
-        return remote.run_item(self.label, lambda stats: self._one(req, stats))
 
     def _json(self, method: str, path: str, **kw) -> Any:
         r = self.http.request(method, self.url + path, **kw)

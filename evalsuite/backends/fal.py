@@ -25,6 +25,7 @@ from typing import Any
 from ..errors import EvalsuiteError
 from . import BackendSpec, GenRequest, GenResult, label_for, take_options
 from . import remote
+from .base import RemoteService
 from .services import model_info, nearest_ratio, refuse_shut_down
 
 SCHEMA: dict[str, Any] = {**remote.COMMON_SCHEMA, "steps": int, "guidance": float, "size": "size",
@@ -43,10 +44,15 @@ def _key() -> str | None:
     return None
 
 
-class FalBackend:
-    remote = True
-    max_batch_size = 1
-    labelled_noise = False
+class FalBackend(RemoteService):
+    service = "fal"
+    key_env = ("FAL_KEY", "FAL_KEY_ID")
+    secret_env = ("FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET")
+    package = "fal_client"
+
+    @classmethod
+    def secret_values(cls) -> list[str]:
+        return super().secret_values() + [_key() or ""]   # FAL_KEY_ID:FAL_KEY_SECRET is sent as one key
 
     def __init__(self, spec: BackendSpec):
         self.spec = spec.raw
@@ -130,15 +136,6 @@ class FalBackend:
     def key(self) -> dict[str, Any]:
         return {"service": "fal", "app": self.app, **self._applied()}
 
-    def accepts(self, prompt) -> bool:
-        return True
-
-    def item_extra(self, prompt, seed):
-        return None
-
-    def estimate_cost(self, n: int, size: tuple[int, int]) -> float | None:
-        return remote.estimate_cost(self.price_per_image, self.price_key, n, size)
-
     def prepare(self) -> None:
         if _key() is None:
             remote.require_env(("FAL_KEY",), self.label, "a fal API key, or FAL_KEY_ID and FAL_KEY_SECRET")
@@ -157,13 +154,6 @@ class FalBackend:
     def close(self) -> None:
         if self.client is not None:
             self.http.close()
-
-    def generate(self, requests: list[GenRequest]) -> list[GenResult]:
-        return [self.generate_one(r) for r in requests]
-
-    def generate_one(self, req: GenRequest) -> GenResult:
-        self.load()
-        return remote.run_item(self.label, lambda stats: self._one(req, stats))
 
     def _one(self, req: GenRequest, stats: dict[str, Any]) -> GenResult:
         import fal_client

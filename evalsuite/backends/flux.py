@@ -18,6 +18,7 @@ from typing import Any
 
 from ..errors import BackendError, EvalsuiteError
 from . import BackendSpec, GenRequest, GenResult, label_for, take_options
+from .base import Backend
 from . import quant as Q
 from .localutil import (DTYPES, apply_memory_options, big_file_fingerprint, check_repeated, damage_module,
                         folder_fingerprint, load_loras, parse_loras, pipeline_weight_memory,
@@ -62,7 +63,7 @@ COMPONENTS = ["transformer", "text_encoder", "text_encoder_2", "vae"]
 GPU_NEEDED = "FLUX.1 (12B parameters) needs one (about 24 GB in bf16, less with offload=model or @int8/@nf4)"
 
 
-class FluxBackend:
+class FluxBackend(Backend):
     max_batch_size = 1
 
     def __init__(self, spec: BackendSpec):

@@ -19,6 +19,7 @@ from PIL import Image
 
 from ..errors import EvalsuiteError
 from . import BackendSpec, GenRequest, GenResult, label_for, take_options
+from .base import Backend
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
 _FLAT = re.compile(r"^(?P<id>.+)_(?P<seed>\d+)$")
@@ -29,7 +30,7 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-class FolderBackend:
+class FolderBackend(Backend):
     max_batch_size = 16
     labelled_noise = False
 

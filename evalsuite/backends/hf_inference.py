@@ -27,17 +27,17 @@ from typing import Any
 from ..errors import BackendError, EvalsuiteError
 from . import BackendSpec, GenRequest, GenResult, label_for, take_options
 from . import remote
+from .base import RemoteService
 from .services import model_info, refuse_shut_down
 
-TOKEN_ENV = ("HF_TOKEN",)
 SCHEMA: dict[str, Any] = {**remote.COMMON_SCHEMA, "steps": int, "guidance": float, "size": "size", "base_url": str}
 MODERATION_WORDS = ("content_policy_violation", "nsfw", "moderat", "safety")
 
 
-class HfInferenceBackend:
-    remote = True
-    max_batch_size = 1
-    labelled_noise = False
+class HfInferenceBackend(RemoteService):
+    service = "hf"
+    key_env = ("HF_TOKEN",)
+    package = "huggingface_hub"
 
     def __init__(self, spec: BackendSpec):
         self.spec = spec.raw
@@ -84,17 +84,8 @@ class HfInferenceBackend:
     def key(self) -> dict[str, Any]:
         return {"service": "hf", "provider": self.provider, "model": self.model, **self._applied()}
 
-    def accepts(self, prompt) -> bool:
-        return True
-
-    def item_extra(self, prompt, seed):
-        return None
-
-    def estimate_cost(self, n: int, size: tuple[int, int]) -> float | None:
-        return remote.estimate_cost(self.price_per_image, self.price_key, n, size)
-
     def prepare(self) -> None:
-        remote.require_env(TOKEN_ENV, self.label, "a Hugging Face token (hf_...) with Inference Providers access")
+        remote.require_env(self.key_env, self.label, "a Hugging Face token (hf_...) with Inference Providers access")
         try:
             import huggingface_hub  # noqa: F401
         except ImportError:
@@ -105,7 +96,7 @@ class HfInferenceBackend:
             return
         from huggingface_hub import InferenceClient, constants, get_session
 
-        token = remote.require_env(TOKEN_ENV, self.label, "a Hugging Face token")
+        token = remote.require_env(self.key_env, self.label, "a Hugging Face token")
         if self.opts["base_url"]:
             constants.INFERENCE_PROXY_TEMPLATE = self.opts["base_url"].rstrip("/") + "/{provider}"
         self.client = InferenceClient(provider=self.provider, token=token, timeout=self.opts["timeout"])
@@ -113,16 +104,6 @@ class HfInferenceBackend:
         if getattr(session.timeout, "read", None) is None:    # the shared session waits forever by default
             session.timeout = type(session.timeout)(self.opts["timeout"], connect=min(self.opts["timeout"], 15.0))
         self.policy = remote.policy_from(self.opts)
-
-    def close(self) -> None:
-        pass
-
-    def generate(self, requests: list[GenRequest]) -> list[GenResult]:
-        return [self.generate_one(r) for r in requests]
-
-    def generate_one(self, req: GenRequest) -> GenResult:
-        self.load()
-        return remote.run_item(self.label, lambda stats: self._one(req, stats))
 
     def _mapping(self, stats: dict[str, Any]) -> str:
         """The provider's model id for self.model, looked up once on the Hub with timeout= (bounded and retried

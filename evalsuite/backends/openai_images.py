@@ -19,6 +19,7 @@ from typing import Any
 from ..errors import EvalsuiteError
 from . import BackendSpec, GenRequest, GenResult, label_for, take_options
 from . import remote
+from .base import RemoteService
 from .services import model_info, refuse_shut_down
 
 SCHEMA: dict[str, Any] = {**remote.COMMON_SCHEMA, "size": "size", "quality": str, "moderation": ("auto", "low"),
@@ -42,10 +43,10 @@ def request_size(rules: dict[str, Any], w: int, h: int) -> tuple[int, int]:
     return sw, sh
 
 
-class OpenAIImagesBackend:
-    remote = True
-    max_batch_size = 1
-    labelled_noise = False
+class OpenAIImagesBackend(RemoteService):
+    service = "openai"
+    key_env = ("OPENAI_API_KEY",)
+    package = "openai"
 
     def __init__(self, spec: BackendSpec):
         self.spec = spec.raw
@@ -100,17 +101,8 @@ class OpenAIImagesBackend:
     def key(self) -> dict[str, Any]:
         return {"service": "openai", "model": self.model, **self._applied_params()}
 
-    def accepts(self, prompt) -> bool:
-        return True
-
-    def item_extra(self, prompt, seed):
-        return None
-
-    def estimate_cost(self, n: int, size: tuple[int, int]) -> float | None:
-        return remote.estimate_cost(self.price_per_image, self.price_key, n, size)
-
     def prepare(self) -> None:
-        remote.require_env(("OPENAI_API_KEY",), self.label, "an OpenAI API key")
+        remote.require_env(self.key_env, self.label, "an OpenAI API key")
         from ..extras import require
 
         require("openai", f"{self.label}")
@@ -125,13 +117,6 @@ class OpenAIImagesBackend:
         if self.client is not None:
             self.http.close()
             self.client.close()
-
-    def generate(self, requests: list[GenRequest]) -> list[GenResult]:
-        return [self.generate_one(r) for r in requests]
-
-    def generate_one(self, req: GenRequest) -> GenResult:
-        self.load()
-        return remote.run_item(self.label, lambda stats: self._one(req, stats))
 
     def _one(self, req: GenRequest, stats: dict[str, Any]) -> GenResult:
         params = self.params(req)

@@ -12,6 +12,7 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageFont
 
 from . import BackendSpec, GenRequest, GenResult, label_for, take_options
+from .base import Backend
 
 REFERENCE_VERSION = "reference/v1"
 FONT_FILES = ("DejaVuSans-Bold.ttf", "DejaVuSerif-Bold.ttf", "DejaVuSansMono-Bold.ttf")
@@ -79,7 +80,7 @@ def render_text(targets: list[str], width: int, height: int, font_path: Path) ->
     return img
 
 
-class ReferenceBackend:
+class ReferenceBackend(Backend):
     max_batch_size = 16
     labelled_noise = False
 

@@ -42,8 +42,6 @@ T = TypeVar("T")
 PRICES_AS_OF = "2026-12-01"            # the date the service tables were checked; each price carries its own date
 PER_MEGAPIXEL = ("fal:",)
 
-SECRET_ENV = ("REPLICATE_API_TOKEN", "FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET", "BFL_API_KEY", "OPENAI_API_KEY",
-              "HF_TOKEN")
 LOOPBACK_ENV = "EVALSUITE_ALLOW_LOOPBACK_HTTP"
 
 COMMON_SCHEMA: dict[str, Any] = {
@@ -54,6 +52,16 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "concurrency": 4, "retries": 4, "retry_base": 1.0, "timeout": 120.0, "poll_interval": 1.0,
     "price": None, "max_download_mb": 40.0,
 }
+
+
+def __getattr__(name: str):
+    # SECRET_ENV: the secret variables every service class declares (backends/base.py), so a new service's
+    # key is redacted without a second list to keep in step.
+    if name == "SECRET_ENV":
+        from .base import secret_env_names
+
+        return secret_env_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def price_per_image(price_key: str, override: float | None) -> float | None:
@@ -107,14 +115,14 @@ _QUERY_CRED = re.compile(r"(?i)([?&;](?:[a-z0-9_.-]*[_-])?(?:" + "|".join(re.esc
 
 
 def redact(text: str | None, extra: tuple[str, ...] = ()) -> str | None:
-    """Remove secret values (from SECRET_ENV and extra), Authorization-like values, URL passwords and
+    """Remove secret values (of every service's secret_env, see backends/base.py, and extra), Authorization-like values, URL passwords and
     credential-like query parameters from text. Run it on the whole text, before any truncation."""
     if text is None:
         return None
     text = str(text)
-    secrets = [os.environ.get(n, "") for n in SECRET_ENV] + list(extra)
-    if os.environ.get("FAL_KEY_ID") and os.environ.get("FAL_KEY_SECRET"):
-        secrets.append(f"{os.environ['FAL_KEY_ID']}:{os.environ['FAL_KEY_SECRET']}")
+    from .base import secret_values
+
+    secrets = secret_values() + list(extra)
     for s in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
         text = text.replace(s, "***")
     text = _AUTH_PATTERNS[0].sub(lambda m: m.group(1) + "***", text)
@@ -303,6 +311,21 @@ class ServiceTransport:
 
 
 # ---- downloads ----
+
+def check_base_url(base_url: str, spec: str) -> None:
+    """A service's base URL must be https (plain http only to loopback under EVALSUITE_ALLOW_LOOPBACK_HTTP=1)."""
+    parts = urlsplit(base_url)
+    if parts.scheme != "https" and not (parts.scheme == "http" and os.environ.get(LOOPBACK_ENV) == "1"
+                                        and _loopback(parts.hostname)):
+        from ..errors import EvalsuiteError
+
+        raise EvalsuiteError(f"backend '{spec}': base_url must be https, got '{base_url}'")
+
+
+def response_message(r) -> str:
+    """The readable message of an error answer (JSON detail/message/error fields, else the text), redacted."""
+    return _response_message(r)
+
 
 def _loopback(host: str | None) -> bool:
     if not host:

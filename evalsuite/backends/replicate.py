@@ -23,10 +23,10 @@ from typing import Any
 from ..errors import BackendError, EvalsuiteError
 from . import BackendSpec, GenRequest, GenResult, label_for, take_options
 from . import remote
+from .base import RemoteService
 from .services import model_info, nearest_ratio, refuse_shut_down
 
 ASPECT_RATIOS = ("1:1", "16:9", "21:9", "3:2", "2:3", "4:5", "5:4", "3:4", "4:3", "9:16", "9:21")
-TOKEN_ENV = ("REPLICATE_API_TOKEN",)
 MODERATION_WORDS = ("nsfw", "safety", "moderat", "flagged", "sensitive")
 
 SCHEMA: dict[str, Any] = {**remote.COMMON_SCHEMA, "steps": int, "guidance": float, "size": "size", "version": str,
@@ -58,10 +58,10 @@ def is_moderation(text: str | None) -> bool:
     return any(w in t for w in MODERATION_WORDS)
 
 
-class ReplicateBackend:
-    remote = True
-    max_batch_size = 1
-    labelled_noise = False
+class ReplicateBackend(RemoteService):
+    service = "replicate"
+    key_env = ("REPLICATE_API_TOKEN",)
+    package = "replicate"
 
     def __init__(self, spec: BackendSpec):
         self.spec = spec.raw
@@ -160,17 +160,8 @@ class ReplicateBackend:
         return {"service": "replicate", "model": self.model, "version": self.opts["version"],
                 **{k: v for k, v in self._applied().items() if k != "prompt_upsampling"}}
 
-    def accepts(self, prompt) -> bool:
-        return True
-
-    def item_extra(self, prompt, seed):
-        return None
-
-    def estimate_cost(self, n: int, size: tuple[int, int]) -> float | None:
-        return remote.estimate_cost(self.price_per_image, self.price_key, n, size)
-
     def prepare(self) -> None:
-        remote.require_env(TOKEN_ENV, self.label, "a Replicate API token")
+        remote.require_env(self.key_env, self.label, "a Replicate API token")
         try:
             import replicate  # noqa: F401
         except ImportError:
@@ -180,7 +171,7 @@ class ReplicateBackend:
         import replicate
 
         if self.client is None:
-            token = remote.require_env(TOKEN_ENV, self.label, "a Replicate API token")
+            token = remote.require_env(self.key_env, self.label, "a Replicate API token")
             transport = remote.ServiceTransport("replicate", self.opts["timeout"])
             self.client = replicate.Client(api_token=token, base_url=self.opts["base_url"], timeout=transport.timeout,
                                            transport=transport)
@@ -190,13 +181,6 @@ class ReplicateBackend:
     def close(self) -> None:
         if self.client is not None:
             self.http.close()
-
-    def generate(self, requests: list[GenRequest]) -> list[GenResult]:
-        return [self.generate_one(r) for r in requests]
-
-    def generate_one(self, req: GenRequest) -> GenResult:
-        self.load()
-        return remote.run_item(self.label, lambda stats: self._one(req, stats))
 
     # -- one prediction --
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..errors import EvalsuiteError
 from . import BackendSpec, GenRequest, GenResult, label_for, take_options
+from .base import Backend
 from . import quant as Q
 from .localutil import (DTYPES, apply_memory_options, check_repeated, damage_module, load_loras, parse_loras,
                         pipeline_weight_memory, release_accelerator_memory, resolve_device, resolve_weights)
@@ -47,7 +48,7 @@ def hub_patterns(variant: str | None) -> list[str]:
             f"unet/diffusion_pytorch_model{v}.safetensors", f"vae/diffusion_pytorch_model{v}.safetensors"]
 
 
-class SDXLBackend:
+class SDXLBackend(Backend):
     max_batch_size = 1
 
     def __init__(self, spec: BackendSpec):

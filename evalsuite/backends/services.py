@@ -65,18 +65,29 @@ class ModelInfo:
         return f"${self.price:g}/{unit} ({self.price_checked or self.checked})"
 
 
+# Tables declared in code by a service class (RemoteService.table) for a service with no YAML file.
+DECLARED: dict[str, dict[str, Any]] = {}
+
+
 @functools.lru_cache(maxsize=None)
 def table(service: str) -> dict[str, Any]:
     """The parsed table of a service; a one-line error naming the file and entry when it is malformed."""
     import yaml
 
     path = DATA / f"{service}.yaml"
+    if service in DECLARED and not path.exists():
+        return check_table(DECLARED[service], f"the table of the {service} service class")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as e:
         raise EvalsuiteError(f"{path}: cannot read the {service} model table ({e.strerror})") from None
     except yaml.YAMLError as e:
         raise EvalsuiteError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    return check_table(data, str(path))
+
+
+def check_table(data: Any, path: str) -> dict[str, Any]:
+    """A table (service, checked, models) checked field by field; errors name where it came from."""
     if not isinstance(data, dict) or not isinstance(data.get("models"), dict) or not data.get("checked"):
         raise EvalsuiteError(f"{path}: expected 'service', 'checked' and a 'models' mapping")
     for name, m in data["models"].items():

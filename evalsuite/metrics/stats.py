@@ -240,3 +240,83 @@ def prompt_ci(values_per_prompt, *, rate: bool, confidence: float = CONFIDENCE) 
     """rate_ci for rates in [0, 1], mean_ci otherwise."""
     return rate_ci(values_per_prompt, confidence=confidence) if rate else mean_ci(values_per_prompt,
                                                                                   confidence=confidence)
+
+
+# ---------------------------------------------------------------- decision statistics of paired comparisons
+# (evalsuite.compare: a candidate against a baseline, per prompt, with a margin)
+
+DECISION_CONFIDENCE = 0.90          # two-sided 90% CI = one-sided alpha 0.05 non-inferiority
+
+
+REPORT_CONFIDENCE = 0.95
+
+
+N_POWER = 6.2                       # (z_0.95 + z_0.80)^2: prompts for 80% power at one-sided alpha 0.05
+
+
+def decide(ci_low: float, ci_high: float, bound: float) -> str:
+    """Higher is better; `bound` is the worst acceptable value (-margin for deltas, a threshold for gates)."""
+    if ci_low > bound:
+        return "pass"
+    if ci_high < bound:
+        return "fail"
+    return "inconclusive"
+
+
+def prompts_needed(sd: float, distance: float) -> int | None:
+    """n ~ 6.2 sd^2 / distance^2 (80% power, one-sided alpha 0.05); None when it cannot be estimated."""
+    if not (math.isfinite(sd) and math.isfinite(distance)) or distance == 0:
+        return None
+    return max(2, math.ceil(N_POWER * sd * sd / (distance * distance)))
+
+
+def mcnemar(pairs: Sequence[tuple[float, float]]) -> dict[str, Any]:
+    """Discordant counts of a binary metric over paired items and McNemar's exact two-sided p-value."""
+    worse = sum(1 for b, c in pairs if b >= 0.5 and c < 0.5)      # baseline right, candidate wrong
+    better = sum(1 for b, c in pairs if b < 0.5 and c >= 0.5)
+    n = worse + better
+    if n == 0:
+        p = 1.0
+    else:
+        k = min(worse, better)
+        p = min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n)
+    return {"baseline_only": worse, "candidate_only": better, "both": sum(1 for b, c in pairs if b >= 0.5 and c >= 0.5),
+            "neither": sum(1 for b, c in pairs if b < 0.5 and c < 0.5), "p_value": p}
+
+
+def delta_ci(values: Sequence[float], confidence: float, rate_scale: float | None = None):
+    """Student-t on the per-prompt values; rate_scale (100 for percentage points, 1 for a 0-1 scale): the values
+    are deltas of a rate and get the paired rate interval (stats.paired_rate_delta_ci) on values / rate_scale."""
+    if rate_scale is None:
+        return mean_ci([[v] for v in values], confidence=confidence)
+    c = paired_rate_delta_ci([v / rate_scale for v in values], confidence=confidence)
+    return CI(c.mean * rate_scale, c.low * rate_scale, c.high * rate_scale, c.n, confidence, 0, 0)
+
+
+def min_paired_prompts(margin: float | None, rate_scale: float | None) -> int:
+    """The fewest paired prompts a gated metric is decided on (stats.MIN_PAIRED_PROMPTS), and for a rate the
+    fewest at which a perfect tie could pass its margin (stats.min_prompts_for_margin)."""
+    if margin is None or rate_scale is None:
+        return MIN_PAIRED_PROMPTS
+    return min_prompts_for_margin(margin / rate_scale, confidence=DECISION_CONFIDENCE)
+
+
+def paired_summary(per_prompt: Mapping[str, float], bound: float | None = None, decision_name: str | None = None,
+             rate_scale: float | None = None) -> dict[str, Any]:
+    """Mean over prompts with 90% and 95% CIs (and a decision against `bound`). Below stats.MIN_PAIRED_PROMPTS
+    prompts the decision is inconclusive whatever the interval says (`too_few`)."""
+    vals = [v for v in per_prompt.values() if math.isfinite(v)]
+    c90, c95 = delta_ci(vals, DECISION_CONFIDENCE, rate_scale), delta_ci(vals, REPORT_CONFIDENCE, rate_scale)
+    out: dict[str, Any] = {"n_prompts": len(vals), "mean": c90.mean, "ci90": [c90.low, c90.high],
+                           "ci95": [c95.low, c95.high], "sd": float(np.std(vals, ddof=1)) if len(vals) > 1 else math.nan,
+                           "ci_method": "paired-rate-t" if rate_scale is not None else "student-t"}
+    if bound is not None and vals:
+        out["decision"] = decide(c90.low, c90.high, bound)
+        if len(vals) < MIN_PAIRED_PROMPTS:
+            out["decision"] = "inconclusive"
+            out["too_few"] = f"too few paired prompts (n={len(vals)}; at least {MIN_PAIRED_PROMPTS} are needed)"
+        if out["decision"] == "inconclusive":
+            out["prompts_needed"] = prompts_needed(out["sd"], out["mean"] - bound if decision_name else -bound)
+            if out.get("too_few"):
+                out["prompts_needed"] = max(out["prompts_needed"] or 0, MIN_PAIRED_PROMPTS)
+    return out
