@@ -39,7 +39,6 @@ def cost_guard(objs, plan, todos, *, yes: bool, dry_run: bool, max_cost: float |
         cost = sum(b.estimate_cost(1, (w, h)) or 0.0 for _, _, w, h in rows)
         price = b.price_per_image
         if price is None:
-            unknown = True
             est = "price unknown (set price=USD)"
             if rows:
                 unpriced.append((b.label, len(rows)))

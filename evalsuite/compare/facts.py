@@ -3,31 +3,28 @@ what a prompt needs for a metric to apply, the fidelity gates and the decisions.
 
 from __future__ import annotations
 
+from ..metrics.registry import METRICS as REGISTRY
 from ..metrics.stats import DECISION_CONFIDENCE, N_POWER, REPORT_CONFIDENCE  # noqa: F401  (re-exported)
 
 COMPARE_VERSION = "compare/v1"
 
 
-# metric -> (variant, default margin (None: reported, not gated unless --margin gives one), unit, scale)
-METRICS: dict[str, tuple[str, float | None, str, float]] = {
-    "clip_score": ("", 0.5, "points", 1.0),
-    "prompt_following": ("", 3.0, "pp", 100.0),
-    "text_exact": ("lenient", 3.0, "pp", 100.0),
-    "text_similarity": ("lenient", None, "", 1.0),
-    "word_recall": ("lenient", None, "pp", 100.0),
-    # published text protocols (metrics/text_protocols.py), reported beside ours, never gated by default
-    "cvtg_word_acc": ("", None, "", 1.0),
-    "cvtg_ned": ("", None, "", 1.0),
-    "oneig_ed": ("", None, "chars", 1.0),
-    "oneig_cr": ("", None, "", 1.0),
-    "oneig_wac": ("", None, "", 1.0),
-    "oneig_text_score": ("", None, "", 1.0),
-    "mario_precision": ("", None, "", 1.0),
-    "mario_recall": ("", None, "", 1.0),
-    "mario_f": ("", None, "", 1.0),
-    "mario_acc": ("", None, "", 1.0),
-    "longtext_word_acc": ("", None, "", 1.0),
-}
+# The metrics compare pairs, in this order; their facts (default margin: None = reported, not gated unless
+# --margin gives one; unit; scale) come from the one metric registry (evalsuite/metrics/registry.py).
+COMPARED = ("clip_score", "prompt_following", "text_exact", "text_similarity", "word_recall",
+            # published text protocols (metrics/text_protocols.py), reported beside ours, never gated by default
+            "cvtg_word_acc", "cvtg_ned", "oneig_ed", "oneig_cr", "oneig_wac", "oneig_text_score", "mario_precision",
+            "mario_recall", "mario_f", "mario_acc", "longtext_word_acc")
+VARIANTS = {"text_exact": "lenient", "text_similarity": "lenient", "word_recall": "lenient"}
+
+
+def _facts(name: str) -> tuple[str, float | None, str, float]:
+    info = REGISTRY[name]
+    return VARIANTS.get(name, ""), info.default_margin, "pp" if info.is_rate else info.unit, info.scale
+
+
+# metric -> (variant, default margin, unit: "pp" for rates, else the registry's, scale)
+METRICS: dict[str, tuple[str, float | None, str, float]] = {m: _facts(m) for m in COMPARED}
 
 
 DEFAULT_CEILING_MARGIN_DB = 3.0

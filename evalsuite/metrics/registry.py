@@ -71,7 +71,7 @@ _m("ocr_chars", "ocr", "OCR characters read", axis="confidence >= 0.5", higher_i
 # published text protocols (metrics/text_protocols.py), reported beside ours
 _m("cvtg_word_acc", "ocr", "CVTG-2K word acc", **_SHARE)
 _m("cvtg_ned", "ocr", "CVTG-2K NED", **_SHARE)
-_m("oneig_ed", "ocr", "OneIG ED", higher_is_better=False)
+_m("oneig_ed", "ocr", "OneIG ED", unit="chars", higher_is_better=False)
 _m("oneig_cr", "ocr", "OneIG CR", **_SHARE)
 _m("oneig_wac", "ocr", "OneIG WAC (per image)", **_SHARE)
 _m("oneig_text_score", "ocr", "OneIG text score (per image)", **_SHARE)

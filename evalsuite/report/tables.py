@@ -112,7 +112,7 @@ def identity_notes(choice: dict[tuple[str, str], str], scores) -> list[str]:
         if len(by_id) > 1:
             out.append(f"{what} numbers come from different {what} identities: " + "; ".join(
                 f"{m}: {', '.join(bs)}" for m, bs in sorted(by_id.items()))
-                + f" (each backend's own; compare across identities with care, every identity is in metrics.csv)")
+                + " (each backend's own; compare across identities with care, every identity is in metrics.csv)")
     return out
 
 
