@@ -1,5 +1,5 @@
 """Paired comparison of two run folders: did the candidate (a quantized model, a LoRA, another stack)
-get worse than the baseline? The decision rule is metrics.md "Paired comparison"; docs/compare.md.
+get worse than the baseline? The decision rule is defined in docs/compare.md.
 
     compare(baseline_run, candidate_run, metrics=None, margins=None, pairs=None, ...) -> CompareResult
     write_outputs(result, out_dir)   compare.md, compare.json, deltas.png, regressed.html

@@ -50,7 +50,7 @@ def resolve_pairs(base_labels: Sequence[str], cand_labels: Sequence[str], pairs:
 
 
 def stack_warnings(base_info, cand_info, pairs: Mapping[str, str]) -> list[str]:
-    """Differences in hardware and software that change images for the same seed (metrics.md)."""
+    """Differences in hardware and software that change images for the same seed (docs/compare.md)."""
     be, ce = base_info.environment, cand_info.environment
     out = []
     checks = [("hardware", be.get("hardware"), ce.get("hardware")), ("GPU", be.get("gpu"), ce.get("gpu")),

@@ -1,4 +1,4 @@
-"""Text-rendering metrics: pure functions over target strings and OCR boxes (spec: metrics.md, "Text rendering").
+"""Text-rendering metrics: pure functions over target strings and OCR boxes (definitions: docs/scores.md, "Text matching").
 
 Normalisation (the same for targets and readings)
     lenient (default): Unicode NFKC, curly quotes and dashes to ASCII, letters NFKD leaves whole folded

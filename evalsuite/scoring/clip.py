@@ -1,4 +1,4 @@
-"""CLIP alignment and contrastive prompt following with open_clip (spec: metrics.md).
+"""CLIP alignment and contrastive prompt following with open_clip (definitions: docs/scores.md).
 
 Model selection (`--clip-model`, `clip_model=`), identity stored with every score:
     NAME:TAG              an open_clip pretrained tag, e.g. ViT-L-14:openai (default), ViT-B-32:laion2b_s34b_b79k
