@@ -513,11 +513,16 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     if not ({"-v", "--verbose"} & set(argv)):
         _quiet_third_party()
-    try:
-        run_config = apply_run_config(parser, argv)
-    except EvalsuiteError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
+    holder: dict = {}
+
+    def load_config() -> int:
+        holder["config"] = apply_run_config(parser, argv)
+        return 0
+
+    rc = _guarded(load_config, "--debug" in argv)   # one line for a bad config file, like every other error
+    if rc:
+        return rc
+    run_config = holder.get("config")
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:   # usage errors (one line, code 2), --help and --version (0): returned, not raised

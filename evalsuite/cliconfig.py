@@ -94,7 +94,13 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise EvalsuiteError(f"--config {path}: no such file")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise EvalsuiteError(f"--config {path}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start}); "
+                             "save the file as UTF-8") from None
+    except OSError as e:
+        raise EvalsuiteError(f"--config {path}: cannot be read ({e.strerror or type(e).__name__})") from None
     if path.suffix == ".toml":
         import tomllib
 
@@ -167,14 +173,29 @@ def config_values(path: str | Path, run_parser: argparse.ArgumentParser) -> dict
     return out
 
 
+class _PreParseError(Exception):
+    pass
+
+
+class _SilentParser(argparse.ArgumentParser):
+    """Finds --config before the real parse; its errors are left to the real parser (nothing printed here)."""
+
+    def error(self, message):
+        raise _PreParseError(message)
+
+
 def apply_run_config(parser: argparse.ArgumentParser, argv: list[str]) -> dict[str, Any] | None:
     """When `run --config FILE` is given: make the file's options the parser's defaults (so command-line
     flags override them) and return {path, options} for run.json; None without --config."""
-    if not argv or argv[0] != "run":
+    i = next((k for k, a in enumerate(argv) if not a.startswith("-")), None)   # after top-level flags (--debug)
+    if i is None or argv[i] != "run":
         return None
-    pre = argparse.ArgumentParser(add_help=False)
+    pre = _SilentParser(add_help=False)
     pre.add_argument("--config")
-    known, _ = pre.parse_known_args(argv[1:])
+    try:
+        known, _ = pre.parse_known_args(argv[i + 1:])
+    except _PreParseError:   # `--config` without a value: the real parser says so, in one line
+        return None
     if not known.config:
         return None
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))

@@ -185,3 +185,25 @@ def test_help_texts_have_one_default_examples_and_required_backends():
         assert "-o OUT" in r.stdout or "--out" in r.stdout, cmd
     r = run_cli("run", "--help", timeout=60)
     assert "--out RUN_DIR, -o RUN_DIR" in r.stdout
+
+
+def test_config_after_a_top_level_flag_and_bad_config_files(tmp_path, capsys):
+    """`evalsuite --debug run --config F` reads F; a non-UTF-8 or value-less --config is one line, exit 2."""
+    from evalsuite.cli import main
+
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("backends: [reference]\nprompts: smoke\nseeds: [0]\nlimit: 1\nno_score: true\n", encoding="utf-8")
+    out = tmp_path / "run"
+    assert main(["--debug", "run", "--config", str(cfg), "--no-progress", "-o", str(out)]) == 0
+    info = json.loads((out / "run.json").read_text())
+    assert info["invocations"][-1]["config"]["path"] == str(cfg.resolve()) and info["seeds"] == [0]
+    capsys.readouterr()
+    bad = tmp_path / "latin1.yaml"
+    bad.write_bytes("backends: [reference]\nprompts: caf\xe9\n".encode("latin-1"))
+    assert main(["run", "--config", str(bad), "-o", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not UTF-8" in err[0] and str(bad) in err[0] and "Traceback" not in err[0]
+    assert main(["run", "--config"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--config" in err[0]
+    assert not (tmp_path / "x").exists()

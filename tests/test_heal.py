@@ -209,3 +209,24 @@ def test_report_keeps_old_charts_until_the_new_ones_exist(finished, tmp_path, mo
     rep = write_report([d], out, progress=False, log=lambda m: None)
     assert not stale.exists() and rep.html.is_file()
     assert not list(out.rglob("*.tmp-*"))
+
+
+def test_score_table_follows_the_records_when_nothing_is_newly_scored(finished, tmp_path, tiny_clip):  # noqa: F811
+    """A damaged record (or new items whose details an overlapped worker already wrote) changes the table's
+    inputs although no item is newly scored: the table is rebuilt, never left stale."""
+    cfg, ckpt = tiny_clip
+    d = tmp_path / "run"
+    shutil.copytree(finished, d)
+    evalsuite.score(d, "clip", clip_model=f"{cfg}:{ckpt}", progress=False, log=lambda m: None)
+    df = evalsuite.load_scores(d)
+    e = RunFolder(d).plan()[0]
+    assert df.loc[df.prompt_id.eq(e.prompt_id) & df.seed.eq(e.seed) & df.backend.eq(e.backend), "value"].notna().all()
+    (d / e.record).write_text('{"status": "ok", "ima', encoding="utf-8")          # truncated record
+    r = evalsuite.score(d, "clip", clip_model=f"{cfg}:{ckpt}", progress=False, log=lambda m: None)
+    assert sum(c.scored for c in r.counts.values()) == 0                          # nothing newly scored ...
+    df = evalsuite.load_scores(d)
+    rows = df[df.prompt_id.eq(e.prompt_id) & df.seed.eq(e.seed) & df.backend.eq(e.backend)]
+    assert rows["value"].isna().all() and rows["missing_reason"].notna().all()    # ... yet the table follows
+    mtime = (d / "scores" / "scores.parquet").stat().st_mtime_ns
+    evalsuite.score(d, "clip", clip_model=f"{cfg}:{ckpt}", progress=False, log=lambda m: None)
+    assert (d / "scores" / "scores.parquet").stat().st_mtime_ns == mtime           # unchanged inputs: not rewritten

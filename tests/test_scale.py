@@ -149,6 +149,12 @@ def test_overlapped_scores_equal_generate_then_score(tmp_path, tiny_clip_spec):
     ocr = fa["scorer"] == "ocr"
     assert (fa.loc[ocr, "value"].to_numpy() == fb.loc[ocr, "value"].to_numpy()).all()
     assert fa.loc[~ocr, "value"].to_numpy() == pytest.approx(fb.loc[~ocr, "value"].to_numpy(), rel=1e-5, abs=1e-6)
+    # a wider rerun whose new items the worker scores while generating: the final pass finds them all cached,
+    # and the table still gains their rows (it follows the records, not only what the final pass scored)
+    evalsuite.run("flux-tiny", "smoke", run_dir=tmp_path / "overlap", overlap=True, **{**kw, "seeds": [0, 1, 2]})
+    fw = evalsuite.load_scores(tmp_path / "overlap")
+    assert sorted(fw["seed"].unique()) == [0, 1, 2] and fw["missing_reason"].isna().all()
+    assert len(fw) == len(fa) * 3 // 2
 
 
 def test_overlap_off_and_worker_without_clip_weights(tmp_path):

@@ -277,7 +277,7 @@ def _inputs_stamp(run_dirs: list[Path], out: Path, **options) -> str:
                                    "runs": [str(d.resolve()) for d in run_dirs]}).encode())
     h.update(code_stamp("report/__init__.py", "report/charts.py", "report/data.py", "report/html.py",
                         "report/tables.py", "scoring/__init__.py", "metrics/aggregate.py", "metrics/registry.py",
-                        "metrics/stats.py", "metrics/text.py", "store/scores.py").encode())
+                        "metrics/stats.py", "metrics/text.py", "metrics/text_protocols.py", "store/scores.py").encode())
     for d in run_dirs:
         files = [(n, d / n) for n in ("run.json", "plan.jsonl", "prompts.jsonl")] + ScoreStore(d).files()
         for name, p in files:

@@ -231,16 +231,30 @@ def score_run(run_dir: str | Path, scorers: str | Iterable[str] | None = ("clip"
         log(f"{rf.path / prob.where()}: {prob.what}; its items are not scored (`evalsuite check {rf.path} --repair`, "
             "then `evalsuite run` again, regenerates them)")
 
-    # The table. Nothing scored, nothing newly missing and the table there: nothing is rewritten.
+    # The table. Nothing scored, nothing newly missing, the same plan and records (new, failed, damaged or
+    # healed items; details an overlapped worker wrote during `run`) and the table there: nothing is rewritten.
     worked = any(c.scored or c.errors for c in result.counts.values()) or errors
+    inputs = _table_inputs(rf)
     if worked or _registry_state(registry) != before_work or _registry_state(registry) != registered \
-            or not store.has_table():
+            or not store.has_table() or store.read_table_inputs() != inputs:
         for u in units:
             registry[u.slug]["used"] = _now()
         store.write_registry(registry)
         write_table(rf.path, registry, errors)
+        store.write_table_inputs(inputs)
     result.seconds = time.perf_counter() - t_start
     return result
+
+
+def _table_inputs(rf) -> str:
+    """A signature of what the score table's rows come from besides the details: every planned item and its
+    record's status and image hash (a damaged record counts as none)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for e, rec in rf.records():
+        h.update(f"{e.record}\0{rec.status if rec else '-'}\0{(rec.image_sha256 or '') if rec else ''}\n".encode())
+    return h.hexdigest()
 
 
 def _registry_state(registry: dict[str, Any]) -> str:

@@ -24,6 +24,7 @@ from ..runfolder import atomic_write_bytes, atomic_write_json, remove_partial_fi
 
 SCORES_DIR = "scores"
 TABLE = "scores.parquet"
+TABLE_INPUTS = "table-inputs.json"   # what the table was built from: the plan and each record's status
 REGISTRY = "scorers.json"
 TEXT_CACHE = "table.txt.json"
 
@@ -107,6 +108,17 @@ class ScoreStore:
 
     def write_table_bytes(self, data: bytes) -> None:
         atomic_write_bytes(self.table_path, data)
+
+    def read_table_inputs(self) -> str | None:
+        """The signature of the plan and records the table was last built from (None: unknown, e.g. an older folder)."""
+        try:
+            d = json.loads((self.dir / TABLE_INPUTS).read_text(encoding="utf-8"))
+            return d.get("inputs") if isinstance(d, dict) else None
+        except (OSError, ValueError):
+            return None
+
+    def write_table_inputs(self, signature: str) -> None:
+        atomic_write_json(self.dir / TABLE_INPUTS, {"inputs": signature})
 
     def read_text_cache(self) -> dict[str, Any] | None:
         try:
