@@ -91,6 +91,15 @@ class RemoteService(Backend, abc.ABC):
 
     price_key: str = ""
 
+    def take_spec(self, spec) -> None:
+        """What every remote service keeps of its spec (label from the pixel-relevant part); no quantization."""
+        from ..errors import EvalsuiteError
+        from . import label_for
+
+        self.spec, self.name, self.label = spec.raw, spec.name, label_for(spec.raw)
+        if spec.quant:
+            raise EvalsuiteError(f"backend '{spec.raw}': remote models take no quantization")
+
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
         if not getattr(cls, "service", None):

@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import EvalsuiteError
-from . import BackendSpec, GenRequest, GenResult, label_for, take_options
+from . import BackendSpec, GenRequest, GenResult, take_options
 from . import remote
 from .base import RemoteService
 from .services import model_info, nearest_ratio, refuse_shut_down
@@ -42,11 +42,7 @@ class BflBackend(RemoteService):
     package = "httpx"
 
     def __init__(self, spec: BackendSpec):
-        self.spec = spec.raw
-        self.name = spec.name
-        self.label = label_for(spec.raw)
-        if spec.quant:
-            raise EvalsuiteError(f"backend '{spec.raw}': remote models take no quantization")
+        self.take_spec(spec)
         ep = (spec.ref or "").strip("/")
         if ep.startswith("v1/"):
             ep = ep[3:]

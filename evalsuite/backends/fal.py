@@ -23,7 +23,7 @@ import time
 from typing import Any
 
 from ..errors import EvalsuiteError
-from . import BackendSpec, GenRequest, GenResult, label_for, take_options
+from . import BackendSpec, GenRequest, GenResult, take_options
 from . import remote
 from .base import RemoteService
 from .services import model_info, nearest_ratio, refuse_shut_down
@@ -55,11 +55,7 @@ class FalBackend(RemoteService):
         return super().secret_values() + [_key() or ""]   # FAL_KEY_ID:FAL_KEY_SECRET is sent as one key
 
     def __init__(self, spec: BackendSpec):
-        self.spec = spec.raw
-        self.name = spec.name
-        self.label = label_for(spec.raw)
-        if spec.quant:
-            raise EvalsuiteError(f"backend '{spec.raw}': remote models take no quantization")
+        self.take_spec(spec)
         app = spec.ref or ""
         if not re.fullmatch(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+", app):
             raise EvalsuiteError(f"backend '{spec.raw}': expected fal:OWNER/APP[/PATH], got '{app}'")

@@ -25,7 +25,7 @@ import time
 from typing import Any
 
 from ..errors import BackendError, EvalsuiteError
-from . import BackendSpec, GenRequest, GenResult, label_for, take_options
+from . import BackendSpec, GenRequest, GenResult, take_options
 from . import remote
 from .base import RemoteService
 from .services import model_info, refuse_shut_down
@@ -40,11 +40,7 @@ class HfInferenceBackend(RemoteService):
     package = "huggingface_hub"
 
     def __init__(self, spec: BackendSpec):
-        self.spec = spec.raw
-        self.name = spec.name
-        self.label = label_for(spec.raw)
-        if spec.quant:
-            raise EvalsuiteError(f"backend '{spec.raw}': remote models take no quantization")
+        self.take_spec(spec)
         ref = spec.ref or ""
         m = re.fullmatch(r"([a-z0-9-]+)/([A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)", ref)
         if not m:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import EvalsuiteError
-from . import BackendSpec, GenRequest, GenResult, label_for, take_options
+from . import BackendSpec, GenRequest, GenResult, take_options
 from . import remote
 from .base import RemoteService
 from .services import model_info, refuse_shut_down
@@ -49,11 +49,7 @@ class OpenAIImagesBackend(RemoteService):
     package = "openai"
 
     def __init__(self, spec: BackendSpec):
-        self.spec = spec.raw
-        self.name = spec.name
-        self.label = label_for(spec.raw)
-        if spec.quant:
-            raise EvalsuiteError(f"backend '{spec.raw}': remote models take no quantization")
+        self.take_spec(spec)
         model = (spec.ref or "").strip()
         if not model:
             raise EvalsuiteError(f"backend '{spec.raw}': expected openai:MODEL (e.g. gpt-image-2)")

@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 from ..errors import BackendError, EvalsuiteError
-from . import BackendSpec, GenRequest, GenResult, label_for, take_options
+from . import BackendSpec, GenRequest, GenResult, take_options
 from . import remote
 from .base import RemoteService
 from .services import model_info, nearest_ratio, refuse_shut_down
@@ -64,11 +64,7 @@ class ReplicateBackend(RemoteService):
     package = "replicate"
 
     def __init__(self, spec: BackendSpec):
-        self.spec = spec.raw
-        self.name = spec.name
-        self.label = label_for(spec.raw)
-        if spec.quant:
-            raise EvalsuiteError(f"backend '{spec.raw}': remote models take no quantization")
+        self.take_spec(spec)
         model = spec.ref or ""
         if not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", model):
             raise EvalsuiteError(f"backend '{spec.raw}': expected replicate:OWNER/MODEL, got '{model}'")
