@@ -8,6 +8,9 @@ Schema of one entry (YAML mapping or one JSON object per line):
     target_text: list of strings the image must show verbatim (text-rendering prompts); default []
     negatives:   list of hard-negative prompts, each changing exactly one thing; default []
     tags:        list of free-form labels; default []
+    questions:   atomic yes/no questions about the image (DSG/TIFA/DPG-Bench style), each
+                 {id, text, depends_on: [ids], category, subcategory}; "yes" means followed. Ids are unique
+                 within the prompt, dependencies exist and form no cycle. Default [] (see docs/prompts.md).
 
 A YAML file is either a list of entries or a mapping with `name`, `description` and `prompts`.
 
@@ -29,7 +32,7 @@ from pydantic import ValidationError
 
 from .errors import EvalsuiteError
 from .importers import extract_quoted, import_source, split_import_source
-from .promptset import SAFE_ID, Prompt, PromptSet  # noqa: F401  (the models live there; re-exported here)
+from .promptset import QUESTION_CATEGORIES, SAFE_ID, Prompt, PromptSet, Question  # noqa: F401  (the models live there; re-exported here)
 
 PROMPT_SUFFIXES = (".yaml", ".yml", ".jsonl")
 # The shipped prompt sets are package data: found the same way from a checkout, an editable or a wheel install.
@@ -92,8 +95,10 @@ def _entry_errors(path: Path, index: int, entry: Any, err: ValidationError) -> l
         msg = e["msg"]
         if e["type"] == "missing":
             msg = "is required"
+        elif e["type"] == "extra_forbidden" and e["loc"] and e["loc"][0] == "questions":
+            msg = "is not a known question field (id, text, depends_on, category, subcategory)"
         elif e["type"] == "extra_forbidden":
-            msg = "is not a known field (id, prompt, category, target_text, negatives, tags)"
+            msg = "is not a known field (id, prompt, category, target_text, negatives, tags, questions)"
         elif e["type"] == "value_error":
             msg = str(e.get("ctx", {}).get("error", msg.removeprefix("Value error, ")))
         else:
@@ -172,7 +177,8 @@ def dump_prompt_set_yaml(name: str, description: str, prompts: list[Prompt]) -> 
 
     entries = []
     for p in prompts:
-        d = p.model_dump()
+        d = p.model_dump(exclude_none=True)
+        d["questions"] = [{k: v for k, v in q.items() if v != []} for q in d.get("questions", [])]
         entries.append({k: v for k, v in d.items() if v not in ([], None) and not (k == "category" and v == "uncategorized")})
     data = {"name": name, "description": description, "prompts": entries}
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=1_000_000, default_flow_style=False)
@@ -308,6 +314,9 @@ def format_prompt(p: Prompt) -> str:
         lines.append(("  negatives: " if j == 0 else "             ") + neg)
     if p.tags:
         lines.append("  tags:      " + ", ".join(p.tags))
+    for j, q in enumerate(p.questions):
+        deps = f"  (if {', '.join(q.depends_on)})" if q.depends_on else ""
+        lines.append(("  questions: " if j == 0 else "             ") + f"{q.id}. [{q.category}] {q.text}{deps}")
     return "\n".join(lines)
 
 
