@@ -17,7 +17,8 @@ A YAML file is either a list of entries or a mapping with `name`, `description` 
 Rules checked on every load (errors name the file, the entry and the field): ids unique and file-safe,
 prompts non-empty, every negative different from the prompt and from the other negatives (compared
 case- and whitespace-insensitively, as CLIP's tokenizer sees them). `check_prompt_set` adds warnings
-(targets that do not appear verbatim in the prompt; quoted text in the prompt that is no target). A source `FORMAT:PATH` (parti:, drawbench:,
+(targets that do not appear verbatim in the prompt; quoted text in the prompt that is no target;
+questions of an unknown category, non-root kinds depending on nothing, targets no text question quotes). A source `FORMAT:PATH` (parti:, drawbench:,
 geneval:, t2i-compbench:, text:, csv:) imports a public format on the fly (see evalsuite.importers).
 """
 
@@ -168,7 +169,38 @@ def check_prompt_set(ps: PromptSet) -> list[str]:
             if q not in p.target_text:
                 warnings.append(f"{where}: field 'target_text' lacks the quoted text {q!r} of the prompt "
                                 "(no OCR score for it)")
+        warnings += question_warnings(where, p)
     return warnings
+
+
+# Question kinds that presuppose something else in the image (an entity, a text carrier): they should depend on
+# the question asking for it, so a judge's "no" to the entity fails them too (DSG's dependency gating).
+ROOT_CATEGORIES = ("entity", "global", "style")
+
+
+def question_warnings(where: str, p: Prompt) -> list[str]:
+    """Warnings about one prompt's questions (already valid: ids unique, dependencies existing and acyclic):
+    unknown categories, targets no `text` question asks about, non-root kinds depending on nothing, no root."""
+    if not p.questions:
+        return []
+    out = []
+    for j, q in enumerate(p.questions):
+        at = f"{where}: field 'questions' item {j + 1} (id {q.id!r})"
+        if q.category not in QUESTION_CATEGORIES:
+            out.append(f"{at}: category {q.category!r} is not one of {', '.join(QUESTION_CATEGORIES)} "
+                       "(tables group by these)")
+        elif q.category not in ROOT_CATEGORIES + ("other",) and not q.depends_on:
+            out.append(f"{at}: a {q.category} question depends on no question (add depends_on: the entity it "
+                       "presupposes)")
+    asked = " ".join(q.text for q in p.questions if q.category == "text")
+    for j, t in enumerate(p.target_text):
+        if f'"{t}"' not in asked:
+            out.append(f"{where}: field 'target_text' item {j + 1} {t!r} has no text question quoting it "
+                       f"(e.g. 'Does the sign read \"{t}\"?', category text)")
+    if not any(q.category in ROOT_CATEGORIES and not q.depends_on for q in p.questions):
+        out.append(f"{where}: field 'questions' has no root question (an entity, global or style question that "
+                   "depends on nothing)")
+    return out
 
 
 def dump_prompt_set_yaml(name: str, description: str, prompts: list[Prompt]) -> str:
