@@ -170,8 +170,9 @@ def _cmd_backends(args) -> int:
 
 
 def _add_prompts(sub) -> None:
-    p = sub.add_parser("prompts", help="list, show, validate and import prompt sets",
-                       description="Prompt sets: list the shipped ones, show one, validate files, import public formats.")
+    p = sub.add_parser("prompts", help="list, show, validate and import prompt sets; draft their questions",
+                       description="Prompt sets: list the shipped ones, show one, validate files, import public formats, "
+                                   "draft atomic questions with an LLM.")
     ps = p.add_subparsers(dest="prompts_command", required=True, metavar="ACTION")
     q = ps.add_parser("list", help="every prompt set with its counts per category")
     q.set_defaults(handler=_cmd_prompts_list)
@@ -195,6 +196,43 @@ def _add_prompts(sub) -> None:
     q.add_argument("--name", help="set name stored in the file (default FORMAT-<file stem>)")
     q.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
     q.set_defaults(handler=_cmd_prompts_import)
+    _add_prompts_questions(ps)
+
+
+def _add_prompts_questions(ps) -> None:
+    q = ps.add_parser("questions", help="draft atomic yes/no questions for a prompt set with an LLM (DSG's recipe)",
+                      description="Drafts questions for every prompt without them through an OpenAI-compatible "
+                                  "chat endpoint (vLLM, Ollama, OpenAI, ...): tuples, then one question per tuple, "
+                                  "then their dependencies. Key from EVALSUITE_LLM_API_KEY or OPENAI_API_KEY (none "
+                                  "needed for keyless local servers). Answers are cached: a rerun makes no calls.")
+    q.add_argument("source", metavar="FILE", help="prompt file, set name or FORMAT:PATH")
+    q.add_argument("--llm", required=True, metavar="ENDPOINT", help="base URL, e.g. http://localhost:8000/v1")
+    q.add_argument("--model", help="model name at the endpoint (default: its only model)")
+    q.add_argument("-o", "--out", required=True, metavar="OUT", help="output .yaml or .jsonl prompt file")
+    q.add_argument("--cache", metavar="DIR", help="draft cache (default ~/.cache/evalsuite/questiongen)")
+    q.add_argument("--replace", action="store_true", help="redraft prompts that already have questions")
+    q.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
+    q.add_argument("--no-progress", action="store_true", help="no progress bar")
+    q.set_defaults(handler=_cmd_prompts_questions)
+
+
+def _cmd_prompts_questions(args) -> int:
+    from .prompts import check_prompt_set
+    from .questiongen import draft_questions
+
+    ps, rep = draft_questions(args.source, args.out, args.llm, model=args.model, cache_dir=args.cache,
+                              replace=args.replace, force=args.force, progress=not args.no_progress)
+    index = {p.id: i for i, p in enumerate(ps.prompts)}
+    for pid, why in rep.failed.items():
+        print(f"warning: {ps.source}: entry {index[pid] + 1} (id {pid!r}): no questions drafted: {why}",
+              file=sys.stderr)
+    for w in check_prompt_set(ps):
+        print(f"warning: {w}", file=sys.stderr)
+    n_q = sum(len(p.questions) for p in ps.prompts if p.id in set(rep.drafted))
+    print(f"drafted {n_q} questions for {len(rep.drafted)} of {len(ps.prompts)} prompts ({len(rep.kept)} kept, "
+          f"{len(rep.failed)} without drafts); {rep.calls} LLM calls, {rep.cached} answers from the cache "
+          f"-> {args.out}")
+    return 0
 
 
 def _cmd_prompts_list(args) -> int:

@@ -55,6 +55,10 @@ def area(tmp_path_factory):
     (root / "dupid.yaml").write_text("- {id: a, prompt: one}\n- {id: a, prompt: two}\n")
     (root / "unsafe.yaml").write_text("- {id: ../x, prompt: one}\n")
     (root / "extra.yaml").write_text("- {id: a, prompt: x, colour: red}\n")
+    (root / "qdep.yaml").write_text("- id: a\n  prompt: x\n  questions:\n    - {id: 1, text: 'Is there a cat?'}\n"
+                                    "    - {id: 2, text: 'Is it black?', depends_on: [9]}\n")
+    (root / "qfield.yaml").write_text("- id: a\n  prompt: x\n  questions:\n    - {id: 1, text: 'Is there a cat?', "
+                                      "parent: 0}\n")
     (root / "badjson.jsonl").write_text('{"id": "a", "prompt": "x"}\n{oops\n')
     (root / "notimage.png").write_text("not an image")
     damaged = root / "damaged-runjson"
@@ -125,6 +129,10 @@ def cases(a: Path) -> list[tuple[str, list[str], str]]:
         ("prompts-extra-field", P + [str(a / "extra.yaml")], "field 'colour' is not a known field"),
         ("prompts-bad-json-line", P + [str(a / "badjson.jsonl")], "line 2: not valid JSON"),
         ("prompts-nan-field", P + [str(a / "nanfield.jsonl")], "nanfield.jsonl"),
+        ("prompts-question-missing-parent", P + [str(a / "qdep.yaml")],
+         "entry 1 (id 'a'): field 'questions' question '2' depends on '9'"),
+        ("prompts-question-unknown-field", P + [str(a / "qfield.yaml")],
+         "field 'questions.0.parent' is not a known question field"),
         ("import-missing", P + [f"parti:{a / 'nope.tsv'}"], "no such file"),
         ("import-directory", P + [f"parti:{a / 'emptydir'}"], "is a directory"),
         ("import-latin1-text", P + [f"text:{a / 'latin1.txt'}"], "not UTF-8"),
@@ -221,6 +229,11 @@ def cases(a: Path) -> list[tuple[str, list[str], str]]:
         ("prompts-import-bad-format", ["prompts", "import", "wordsoup", f, "-o", str(a / "o.yaml")], "invalid choice"),
         ("prompts-import-out-exists", ["prompts", "import", "text", f, "-o", str(a / "dupid.yaml")], "exists"),
         ("prompts-no-action", ["prompts"], "required"),
+        ("prompts-questions-no-llm", ["prompts", "questions", "smoke", "-o", str(a / "q.yaml")], "--llm"),
+        ("prompts-questions-out-exists", ["prompts", "questions", "smoke", "--llm", "http://127.0.0.1:9/v1", "-o",
+                                          str(a / "dupid.yaml")], "exists; use --force"),
+        ("prompts-questions-bad-out", ["prompts", "questions", "smoke", "--llm", "http://127.0.0.1:9/v1", "-o",
+                                       str(a / "q.txt")], "must end in .yaml, .yml or .jsonl"),
         # --- check ---
         ("check-missing", ["check", str(a / "nope")], "does not exist"),
         ("check-file", ["check", f], "is a file, not a run folder"),
