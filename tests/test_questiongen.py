@@ -176,3 +176,15 @@ def test_missing_openai_package_is_one_line_naming_the_extra(monkeypatch):
     with pytest.raises(EvalsuiteError, match=r"needs the package openai, which is not installed: pip install "
                                              r"'evalsuite\[remote\]'"):
         qg.LLMEndpoint("http://127.0.0.1:9/v1", "m").complete([{"role": "user", "content": "x"}])
+
+
+def test_an_import_source_is_drafted_and_written_as_a_set_that_validates(llm, tmp_path):
+    svc, srv = llm
+    svc.answers.update(GOOD)
+    txt, out = tmp_path / "mine.txt", tmp_path / "out.yaml"
+    txt.write_text(MUG + "\n")
+    r = draft(srv, f"text:{txt}", out, tmp_path / "c", "--model", "tiny-drafter")
+    assert r.returncode == 0, r.stderr
+    ps, errors, warnings = validate_all(str(out))
+    assert errors == [] and warnings == [] and ps.name == "text-mine"
+    assert ps.prompts[0].target_text == ["HELLO"] and ps.prompts[0].questions == MUG_QUESTIONS
