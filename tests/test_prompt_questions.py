@@ -72,6 +72,8 @@ def test_docs_state_the_real_question_counts():
         cells = " | ".join(str(cats.get(c, 0)) for c in QUESTION_CATEGORIES if c != "other")
         row = f"| `{name}` | {n_prompts} | {n_questions} | {cells} |"
         assert row in docs, row
+    distinct = {p.id: len(p.questions) for name in CURATED for p in load(name).prompts}
+    assert f"In all, {sum(distinct.values())} distinct questions" in docs
 
 
 def _set(tmp_path, questions, target_text=()):
