@@ -211,6 +211,7 @@ def _add_prompts_questions(ps) -> None:
     q.add_argument("-o", "--out", required=True, metavar="OUT", help="output .yaml or .jsonl prompt file")
     q.add_argument("--cache", metavar="DIR", help="draft cache (default ~/.cache/evalsuite/questiongen)")
     q.add_argument("--replace", action="store_true", help="redraft prompts that already have questions")
+    q.add_argument("--concurrency", type=int, default=4, metavar="N", help="prompts drafted at a time (default 4)")
     q.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
     q.add_argument("--no-progress", action="store_true", help="no progress bar")
     q.set_defaults(handler=_cmd_prompts_questions)
@@ -221,7 +222,8 @@ def _cmd_prompts_questions(args) -> int:
     from .questiongen import draft_questions
 
     ps, rep = draft_questions(args.source, args.out, args.llm, model=args.model, cache_dir=args.cache,
-                              replace=args.replace, force=args.force, progress=not args.no_progress)
+                              replace=args.replace, force=args.force, progress=not args.no_progress,
+                              concurrency=args.concurrency)
     index = {p.id: i for i, p in enumerate(ps.prompts)}
     for pid, why in rep.failed.items():
         print(f"warning: {ps.source}: entry {index[pid] + 1} (id {pid!r}): no questions drafted: {why}",

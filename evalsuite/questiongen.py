@@ -11,7 +11,8 @@ request-keyed (SHA-256 of the endpoint's model name, TEMPLATE_VERSION and the fu
 prompt), under the cache folder: a rerun costs no calls, a killed run resumes. An answer that does not parse is
 named line by line and leaves its prompt without drafts (never guessed); it is not cached, so a rerun asks again.
 
-    draft_questions(source, out, endpoint=..., model=None, cache_dir=None, replace=False, force=False)
+    draft_questions(source, out, endpoint=..., model=None, cache_dir=None, replace=False, force=False,
+                    concurrency=4)
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import json
 import os
 import re
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -304,6 +306,7 @@ class DraftReport:
     failed: dict[str, str] = field(default_factory=dict)  # prompt id -> why no draft
     calls: int = 0
     cached: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
 
 def _ask(llm: LLMEndpoint, cache: DraftCache, report: DraftReport, step: str, prompt: str,
@@ -312,10 +315,12 @@ def _ask(llm: LLMEndpoint, cache: DraftCache, report: DraftReport, step: str, pr
     key = DraftCache.key(llm.model, step, messages)
     text = cache.get(key)
     if text is not None:
-        report.cached += 1
+        with report.lock:
+            report.cached += 1
         return parse(text)
     text = llm.complete(messages)
-    report.calls += 1
+    with report.lock:
+        report.calls += 1
     parsed = parse(text)
     cache.put(key, llm.model, step, prompt, text)
     return parsed
@@ -334,32 +339,61 @@ def draft_prompt(prompt: str, llm: LLMEndpoint, cache: DraftCache, report: Draft
     return assemble(tuples, questions, deps)
 
 
+def _draft_one(p: Prompt, llm: LLMEndpoint, cache: DraftCache, report: DraftReport) -> tuple[Prompt, str | None]:
+    try:
+        return p.model_copy(update={"questions": draft_prompt(p.prompt, llm, cache, report)}), None
+    except DraftProblem as e:
+        return p, str(e)
+
+
 def draft_set(ps: PromptSet, llm: LLMEndpoint, cache: DraftCache, replace: bool = False,
-              progress: bool = True) -> tuple[PromptSet, DraftReport]:
-    """Every prompt without questions (all with replace) drafted; the others kept as they are."""
+              progress: bool = True, concurrency: int = 4) -> tuple[PromptSet, DraftReport]:
+    """Every prompt without questions (all with replace) drafted, `concurrency` prompts at a time; the others
+    kept as they are. An endpoint failure cancels what has not started and is raised (answers so far cached)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from tqdm.auto import tqdm
 
+    if concurrency < 1:
+        raise EvalsuiteError(f"--concurrency must be at least 1, got {concurrency}")
     report = DraftReport()
-    out: list[Prompt] = []
-    for p in tqdm(ps.prompts, desc="draft questions", unit="prompt", disable=not progress, file=sys.stderr):
-        if p.questions and not replace:
-            report.kept.append(p.id)
-            out.append(p)
-            continue
+    todo = [p for p in ps.prompts if replace or not p.questions]
+    report.kept = [p.id for p in ps.prompts if not (replace or not p.questions)]
+    if todo:
+        llm.model   # resolved once (GET /v1/models when not given), before the threads
+    done: dict[str, Prompt] = {}
+    stop = threading.Event()
+
+    def work(p: Prompt):
+        if stop.is_set():                      # an endpoint failure elsewhere: start nothing new
+            return None
         try:
-            qs = draft_prompt(p.prompt, llm, cache, report)
-        except DraftProblem as e:
-            report.failed[p.id] = str(e)
-            out.append(p)
-            continue
-        report.drafted.append(p.id)
-        out.append(p.model_copy(update={"questions": qs}))
-    return ps.model_copy(update={"prompts": out}), report
+            return _draft_one(p, llm, cache, report)
+        except BaseException:
+            stop.set()
+            raise
+
+    pool = ThreadPoolExecutor(max_workers=concurrency)
+    try:
+        with tqdm(total=len(todo), desc="draft questions", unit="prompt", disable=not progress, file=sys.stderr) as bar:
+            for res in pool.map(work, todo):
+                if res is None:
+                    continue
+                new, why = res
+                done[new.id] = new
+                if why is None:
+                    report.drafted.append(new.id)
+                else:
+                    report.failed[new.id] = why
+                bar.update()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return ps.model_copy(update={"prompts": [done.get(p.id, p) for p in ps.prompts]}), report
 
 
 def draft_questions(source: str, out: str | Path, endpoint: str, model: str | None = None,
                     cache_dir: str | Path | None = None, replace: bool = False, force: bool = False,
-                    progress: bool = True) -> tuple[PromptSet, DraftReport]:
+                    progress: bool = True, concurrency: int = 4) -> tuple[PromptSet, DraftReport]:
     """Draft questions for a prompt file, set name or FORMAT:PATH and write the set to `out` atomically (what
     `evalsuite prompts questions` runs)."""
     from .prompts import check_output_path, load_prompt_set, write_prompt_set
@@ -368,6 +402,6 @@ def draft_questions(source: str, out: str | Path, endpoint: str, model: str | No
     ps = load_prompt_set(source)
     llm = LLMEndpoint(endpoint, model)
     drafted, report = draft_set(ps, llm, DraftCache(Path(cache_dir) if cache_dir else DEFAULT_CACHE), replace,
-                                progress)
+                                progress, concurrency)
     write_prompt_set(drafted, out, force=force)
     return drafted, report

@@ -232,6 +232,9 @@ def cases(a: Path) -> list[tuple[str, list[str], str]]:
         ("prompts-questions-no-llm", ["prompts", "questions", "smoke", "-o", str(a / "q.yaml")], "--llm"),
         ("prompts-questions-out-exists", ["prompts", "questions", "smoke", "--llm", "http://127.0.0.1:9/v1", "-o",
                                           str(a / "dupid.yaml")], "exists; use --force"),
+        ("prompts-questions-concurrency-zero", ["prompts", "questions", "smoke", "--llm", "http://127.0.0.1:9/v1",
+                                                "-o", str(a / "q.yaml"), "--concurrency", "0"],
+         "--concurrency must be at least 1"),
         ("prompts-questions-bad-out", ["prompts", "questions", "smoke", "--llm", "http://127.0.0.1:9/v1", "-o",
                                        str(a / "q.txt")], "must end in .yaml, .yml or .jsonl"),
         # --- check ---

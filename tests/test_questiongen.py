@@ -64,7 +64,7 @@ def test_three_steps_parsed_into_the_file_bad_output_named_cache_hit_on_rerun_no
     svc.answers.update({**GOOD, **KITES_BAD})
     src, out, cache = tmp_path / "mine.yaml", tmp_path / "out.yaml", tmp_path / "cache"
     src.write_text(PROMPTS)
-    r = draft(srv, src, out, cache)
+    r = draft(srv, src, out, cache, "--concurrency", "3")
     assert r.returncode == 0, r.stderr
     assert svc.count("chat") == 4 and svc.count("models") == 1   # 3 steps for the mug, 1 for the kites; model asked
     assert svc.bodies[0]["model"] == "tiny-drafter" and svc.bodies[0]["temperature"] == 0
@@ -188,3 +188,15 @@ def test_an_import_source_is_drafted_and_written_as_a_set_that_validates(llm, tm
     ps, errors, warnings = validate_all(str(out))
     assert errors == [] and warnings == [] and ps.name == "text-mine"
     assert ps.prompts[0].target_text == ["HELLO"] and ps.prompts[0].questions == MUG_QUESTIONS
+
+
+def test_an_endpoint_failure_cancels_the_prompts_not_started(llm, tmp_path):
+    svc, srv = llm
+    svc.answers.update(GOOD)
+    svc.fail_at[1] = 400
+    svc.latency = 0.2
+    src = tmp_path / "many.yaml"
+    src.write_text("".join(f"- id: p{i}\n  prompt: 'A prompt number {i}'\n" for i in range(40)))
+    r = draft(srv, src, tmp_path / "o.yaml", tmp_path / "c", "--model", "tiny-drafter", "--concurrency", "2")
+    assert r.returncode == 2 and "HTTP 400" in r.stderr
+    assert svc.count("chat") < 10          # the failed one and those already running, not all 40

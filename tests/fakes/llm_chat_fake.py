@@ -53,6 +53,8 @@ class ChatLLMFake(FakeService):
         status = self.fail_at.get(self.count("chat"))
         if status:
             return err(status, "The server had an error processing your request.", None, "server_error")
+        if self.latency:                                # answers take this long (failures above come at once)
+            time.sleep(self.latency)
         if body.get("model") not in self.models:
             return err(404, f"The model `{body.get('model')}` does not exist.", "model_not_found")
         msgs = body["messages"]
