@@ -200,3 +200,34 @@ def test_an_endpoint_failure_cancels_the_prompts_not_started(llm, tmp_path):
     r = draft(srv, src, tmp_path / "o.yaml", tmp_path / "c", "--model", "tiny-drafter", "--concurrency", "2")
     assert r.returncode == 2 and "HTTP 400" in r.stderr
     assert svc.count("chat") < 10          # the failed one and those already running, not all 40
+
+
+def test_a_killed_run_resumes_asking_only_what_the_cache_lacks(llm, tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    svc, srv = llm
+    prompts = [f"A blue mug number {i}" for i in range(12)]
+    for p in prompts:
+        svc.answers.update({(step, p): GOOD[(step, MUG)] for step in qg.STEPS})
+    svc.latency = 0.1
+    src, out, cache = tmp_path / "many.yaml", tmp_path / "o.yaml", tmp_path / "c"
+    src.write_text("".join(f"- id: p{i}\n  prompt: '{p}'\n" for i, p in enumerate(prompts)))
+    argv = [sys.executable, "-m", "evalsuite", "prompts", "questions", str(src), "--llm", srv.url + "/v1", "-o",
+            str(out), "--cache", str(cache), "--model", "tiny-drafter", "--concurrency", "1", "--no-progress"]
+    proc = subprocess.Popen(argv, env=cli_env(EVALSUITE_LLM_API_KEY=ChatLLMFake.secret), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while len(list(cache.rglob("*.json"))) < 4 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.kill()
+    proc.wait()
+    assert not out.exists()
+    cached = len(list(cache.rglob("*.json")))
+    assert 4 <= cached < 36
+    before = svc.count("chat")
+    r = draft(srv, src, out, cache, "--model", "tiny-drafter")
+    assert r.returncode == 0, r.stderr
+    assert svc.count("chat") - before == 36 - cached          # only the steps the killed run had not finished
+    assert all(len(p.questions) == 5 for p in load_prompt_file(out).prompts)
