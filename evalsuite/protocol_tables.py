@@ -23,16 +23,22 @@ SUMMARY_DIR = "protocol"
 
 
 def _stratified_overall_ci(per_tag: dict[str, list[float]]) -> tuple[float, float]:
-    """95% percentile bootstrap of the mean of tag means, resampling prompts within each tag (fixed RNG seed)."""
+    """95% interval of the mean of tag means: the percentile bootstrap resampling prompts within each tag (fixed
+    RNG seed), widened to at least the continuity-corrected Wilson bounds with the number of prompts as the
+    sample size, so it never collapses at small n or at 0 / 1 (as the pooled protocol figures, docs/scores.md)."""
     import numpy as np
 
-    from .metrics.stats import CONFIDENCE, N_RESAMPLES, RNG_SEED
+    from .metrics.stats import CONFIDENCE, N_RESAMPLES, RNG_SEED, t_quantile, wilson_bounds
 
     rng = np.random.default_rng(RNG_SEED)
     arrays = [np.asarray(v, dtype=float) for v in per_tag.values()]
     boot = np.mean([[a[rng.integers(0, len(a), len(a))].mean() for a in arrays] for _ in range(N_RESAMPLES)], axis=1)
     alpha = (1 - CONFIDENCE) / 2
-    return float(np.quantile(boot, alpha)), float(np.quantile(boot, 1 - alpha))
+    lo, hi = float(np.quantile(boot, alpha)), float(np.quantile(boot, 1 - alpha))
+    n = sum(len(a) for a in arrays)
+    mean = float(np.mean([a.mean() for a in arrays]))
+    wlo, whi = wilson_bounds(np.clip(mean, 0.0, 1.0), n, t_quantile(CONFIDENCE, n - 1))
+    return min(lo, float(wlo)), max(hi, float(whi))
 
 
 def geneval_rows(run_dir: str | Path) -> list[dict[str, Any]]:

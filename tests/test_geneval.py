@@ -5,6 +5,7 @@ Mask2Former loaded through the same from_pretrained path as real weights."""
 import json
 
 import numpy as np
+from test_scoring_clip import tiny_clip  # noqa: F401  (the random-weight open_clip fixture)
 import pytest
 
 from evalsuite.metrics import geneval as G
@@ -222,3 +223,38 @@ def test_bad_geneval_metadata_names_file_line_and_field(tmp_path):
                              "include": [{"class": "car", "count": 1, "color": "teal"}]}) + "\n")
     with pytest.raises(EvalsuiteError, match=r"m.jsonl: line 1: field 'geneval' metadata: include\[0\]: 'color'"):
         import_geneval(f)
+
+
+def test_masked_crop_is_grey_outside_the_mask():
+    from PIL import Image
+
+    from evalsuite.scoring.geneval import masked_crop
+
+    im = Image.new("RGB", (8, 4), (255, 0, 0))
+    mask = np.zeros((4, 8), dtype=bool)
+    mask[1:3, 2:4] = True
+    crop = masked_crop(im, [1, 0, 5, 4, 0.9], mask)
+    assert crop.size == (4, 4)
+    px = np.asarray(crop)
+    assert (px[1:3, 1:3] == [255, 0, 0]).all()                    # the object keeps its pixels
+    assert (px[0] == [0x99, 0x99, 0x99]).all() and (px[:, 3] == [0x99, 0x99, 0x99]).all()
+
+
+def test_colour_classifier_through_the_clip_loader(tiny_clip):
+    import torch
+    from PIL import Image
+
+    from evalsuite.scoring.clip import load_clip, parse_clip_model
+    from evalsuite.scoring.geneval import ColorClassifier
+
+    cfg, ckpt = tiny_clip
+    cm = load_clip(parse_clip_model(f"{cfg}:{ckpt}"), "cpu")
+    clf = ColorClassifier(cm)
+    w = clf.weights("car")
+    assert w.shape == (16, 10)
+    texts = G.color_prompts("car")[3]                               # green: the three templates
+    e = cm.encode_texts(texts).mean(0)
+    assert torch.allclose(w[:, 3], e / e.norm(), atol=1e-6)          # normalised, averaged, normalised
+    im = Image.new("RGB", (32, 32), (0, 200, 0))
+    colours = clf(im, [([0, 0, 16, 16, 0.9], None), ([8, 8, 32, 32, 0.8], np.ones((32, 32), dtype=bool))], "car")
+    assert len(colours) == 2 and set(colours) <= set(G.COLORS)

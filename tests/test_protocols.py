@@ -11,6 +11,7 @@ import pytest
 from evalsuite.cli import main
 from evalsuite.metrics import dpg as D
 from test_geneval import tiny_detector  # noqa: F401  (the miniature Mask2Former fixture)
+from test_scoring_clip import tiny_clip  # noqa: F401  (the random-weight open_clip fixture)
 
 HEADER = ["item_id", "text", "keywords", "proposition_id", "dependency", "category_broad", "category_detailed",
           "tuple", "question_natural_language"]
@@ -176,3 +177,24 @@ def test_run_protocol_geneval_with_the_miniature_detector(tmp_path, capsys, monk
     details = list(store.iter_details(slug))
     assert len(details) == 6 and all(isinstance(d["details"]["correct"], bool) for d in details)
     assert all(d["details"]["correct"] or d["details"]["reason"].startswith("expected") for d in details)
+
+
+def test_geneval_colour_prompts_with_and_without_clip(tmp_path, capsys, monkeypatch, tiny_detector, tiny_clip):
+    """Colour clauses need CLIP: the miniature open_clip through --clip-model judges them; the default ViT-L-14
+    offline and not cached leaves exactly those images missing with the reason."""
+    monkeypatch.setenv("EVALSUITE_GENEVAL_DETECTOR", str(tiny_detector))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    cfg, ckpt = tiny_clip
+    judged = tmp_path / "judged"
+    assert main(["run", "--protocol", "geneval", "--backends", "dummy", "--category", "colors", "--limit", "2",
+                 "--clip-model", f"{cfg}:{ckpt}", "-o", str(judged), "--no-progress", "--no-report"]) == 0
+    (row,) = json.loads((judged / "protocol" / "summary.json").read_text())["rows"]
+    assert row["tags"]["colors"]["n_images"] == 8 and not row["missing"]
+    plain = tmp_path / "plain"
+    assert main(["run", "--protocol", "geneval", "--backends", "dummy", "--category", "colors", "--limit", "1",
+                 "-o", str(plain), "--no-progress", "--no-report"]) == 0
+    (row,) = json.loads((plain / "protocol" / "summary.json").read_text())["rows"]
+    assert "colors" not in row["tags"] and "colour needs CLIP: CLIP weights ViT-L-14:openai unavailable" \
+        in row["missing"]["colors"]
+    capsys.readouterr()

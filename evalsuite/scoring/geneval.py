@@ -141,6 +141,16 @@ def instances(class_logits, mask_logits, pixel_mask, size: tuple[int, int], max_
     return out
 
 
+def masked_crop(image, box, mask):
+    """GenEval's colour input: the image with everything outside the object's mask grey (#999), cropped to its box."""
+    from PIL import Image
+
+    rgb = image.convert("RGB")
+    if mask is not None:
+        rgb = Image.composite(rgb, Image.new("RGB", rgb.size, color=G.BACKGROUND), Image.fromarray(mask))
+    return rgb.crop(tuple(box[:4]))
+
+
 class ColorClassifier:
     """GenEval's colour judgement with an open_clip model (scoring/clip.py's ClipModel)."""
 
@@ -167,14 +177,8 @@ class ColorClassifier:
 
     def __call__(self, image, objects, classname: str) -> list[str]:
         import torch
-        from PIL import Image
 
-        rgb = image.convert("RGB")
-        blank = Image.new("RGB", rgb.size, color=G.BACKGROUND)
-        crops = []
-        for box, mask in objects:
-            im = Image.composite(rgb, blank, Image.fromarray(mask)) if mask is not None else rgb
-            crops.append(self.transform(im.crop(tuple(box[:4]))))
+        crops = [self.transform(masked_crop(image, box, mask)) for box, mask in objects]
         with torch.no_grad():
             f = self.cm.model.encode_image(torch.stack(crops).to(self.cm.device)).float()
         f = f / f.norm(dim=-1, keepdim=True)
