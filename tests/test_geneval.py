@@ -171,6 +171,10 @@ def test_tiny_detector_through_from_pretrained(tiny_detector):
 
     det = Detector(str(tiny_detector), "cpu")
     assert det.revision == detector_identity(str(tiny_detector)) and det.revision.startswith("local:")
+    # mmdet's test pipeline: 80 x 64 fits 1333 x 800 at 12.5x (short side 800), padded with zeros to a multiple of 32
+    pixels, mask = det.inputs(Image.new("RGB", (80, 64), "red"))
+    assert pixels.shape == (1, 3, 800, 1024) and mask.shape == (1, 800, 1024) and int(mask.sum()) == 800 * 1000
+    assert float(pixels[..., 1000:].abs().max()) == 0.0
     im = Image.new("RGB", (80, 64), "red")
     out = det.detect(im)
     n = sum(len(v) for v in out.values())

@@ -10,6 +10,8 @@ chosen by $EVALSUITE_GENEVAL_DETECTOR:
 Labels are taken by index as the 80 COCO classes under GenEval's names (`object_names.txt`: "tv remote",
 "computer mouse", ...), as the original indexes mmdet's per-class results.
 
+Pre-processing follows mmdet's test pipeline (the config GenEval loads): resized keeping the ratio to fit
+1333 x 800, normalised with the ImageNet mean and std, zero-padded to a multiple of 32 (`Detector.inputs`).
 Post-processing follows mmdet's Mask2Former instance head: the top 100 (query, class) pairs by class probability,
 each mask's logits upsampled to the processed image, cropped to its unpadded part and resized to the image,
 binary at sigmoid > 0.5, score = class probability x the mean mask probability inside the binary mask, box =
@@ -39,6 +41,8 @@ DEFAULT_DETECTOR = "facebook/mask2former-swin-small-coco-instance"
 DETECTOR_ENV = "EVALSUITE_GENEVAL_DETECTOR"
 GENEVAL_SCORER_VERSION = "geneval/v1"
 MAX_PER_IMAGE = 100
+TEST_SCALE = (1333, 800)   # mmdet's Mask2Former COCO test pipeline: Resize(img_scale=(1333, 800), keep_ratio=True)
+PAD_DIVISOR = 32
 COCO_NAMES = (
     "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
     "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog", "horse", "sheep", "cow", "elephant",
@@ -107,11 +111,25 @@ class Detector:
     def detect(self, image) -> dict[str, list[tuple[list[float], Any]]]:
         import torch
 
-        x = self.processor(images=[image.convert("RGB")], return_tensors="pt")
+        pixels, mask = self.inputs(image)
         with torch.no_grad():
-            out = self.model(pixel_values=x["pixel_values"].to(self.device), pixel_mask=x["pixel_mask"].to(self.device))
-        return instances(out.class_queries_logits[0], out.masks_queries_logits[0], x["pixel_mask"][0],
-                         (image.height, image.width))
+            out = self.model(pixel_values=pixels.to(self.device), pixel_mask=mask.to(self.device))
+        return instances(out.class_queries_logits[0], out.masks_queries_logits[0], mask[0], (image.height, image.width))
+
+    def inputs(self, image):
+        """mmdet's test pipeline: resized keeping the ratio to fit TEST_SCALE (long side <= 1333, short side 800),
+        normalised by the processor (ImageNet mean and std), then zero-padded (not stretched) to a multiple of 32."""
+        import torch
+        import torch.nn.functional as F
+
+        x = self.processor(images=[image.convert("RGB")], return_tensors="pt", size_divisor=0,
+                           size={"shortest_edge": TEST_SCALE[1], "longest_edge": TEST_SCALE[0]})
+        pixels = x["pixel_values"]
+        h, w = pixels.shape[-2:]
+        ph, pw = -(-h // PAD_DIVISOR) * PAD_DIVISOR, -(-w // PAD_DIVISOR) * PAD_DIVISOR
+        mask = torch.zeros((1, ph, pw), dtype=torch.long)
+        mask[:, :h, :w] = 1
+        return F.pad(pixels, (0, pw - w, 0, ph - h)), mask
 
 
 def instances(class_logits, mask_logits, pixel_mask, size: tuple[int, int], max_per_image: int = MAX_PER_IMAGE):
@@ -124,10 +142,11 @@ def instances(class_logits, mask_logits, pixel_mask, size: tuple[int, int], max_
     n_classes = probs.shape[1]
     scores, idx = probs.flatten().topk(min(max_per_image, probs.numel()))
     labels, queries = idx % n_classes, idx // n_classes
-    masks = F.interpolate(mask_logits.float()[queries][None], size=tuple(pixel_mask.shape[-2:]), mode="bilinear",
+    used, inverse = torch.unique(queries, return_inverse=True)   # each query's mask is upsampled once
+    masks = F.interpolate(mask_logits.float()[used][None], size=tuple(pixel_mask.shape[-2:]), mode="bilinear",
                           align_corners=False)[0]
     vh, vw = int(pixel_mask.any(1).sum()), int(pixel_mask.any(0).sum())
-    masks = F.interpolate(masks[None, :, :vh, :vw], size=size, mode="bilinear", align_corners=False)[0]
+    masks = F.interpolate(masks[None, :, :vh, :vw], size=size, mode="bilinear", align_corners=False)[0][inverse]
     prob = masks.sigmoid()
     binary = prob > 0.5
     mask_scores = (prob * binary).flatten(1).sum(1) / (binary.flatten(1).sum(1) + 1e-6)
