@@ -26,7 +26,7 @@ def _add_run(sub) -> None:
                         "(list them with `evalsuite backends`)")
     p.add_argument("--prompts", "-p", default="core",
                    help="prompt set: a shipped set name (`evalsuite prompts list`), a path to a .yaml/.jsonl "
-                        "file, or FORMAT:PATH imported on the fly (parti:, drawbench:, geneval:, "
+                        "file, or FORMAT:PATH imported on the fly (parti:, drawbench:, geneval:, dpg:, "
                         "t2i-compbench:, text:, csv:)")
     p.add_argument("--category", action="append", metavar="NAME",
                    help="keep only prompts of this category (repeatable)")
