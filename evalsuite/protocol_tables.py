@@ -20,6 +20,7 @@ from .protocols import PROTOCOLS, read_record
 from .scoring.geneval import DEFAULT_DETECTOR
 
 SUMMARY_DIR = "protocol"
+NOISE_NOTE = "random weights: numbers are noise, not quality"
 
 
 def _stratified_overall_ci(per_tag: dict[str, list[float]]) -> tuple[float, float]:
@@ -194,7 +195,12 @@ def protocol_summary(run_dir: str | Path, name: str | None = None) -> dict[str, 
     if name not in PROTOCOLS:
         raise EvalsuiteError(f"{run_dir}: no protocol recorded (RUN_DIR/protocol.json); give --protocol "
                              f"{'|'.join(PROTOCOLS)}")
+    from .runfolder import RunFolder
+
     rows = geneval_rows(run_dir) if name == "geneval" else dpg_rows(run_dir)
+    noise = {label for label, b in RunFolder(run_dir).info.backends.items() if b.labelled_noise}
+    for r in rows:
+        r["note"] = NOISE_NOTE if r["backend"] in noise else ""
     proto = PROTOCOLS[name]
     return {"protocol": name, "title": proto.title, "rows": rows, "settings": _settings(run_dir, name),
             "published": [{"model": p.model, "value": p.value, "source": p.source} for p in proto.published]}
@@ -205,18 +211,19 @@ def markdown(summary: dict[str, Any]) -> str:
     name = summary["protocol"]
     lines = [f"# {summary['title']}: this run beside the published numbers", ""]
     if name == "geneval":
-        lines += ["| backend | overall | " + " | ".join(G.TAGS) + " |", "|---" * (len(G.TAGS) + 2) + "|"]
+        lines += ["| backend | overall | " + " | ".join(G.TAGS) + " | note |", "|---" * (len(G.TAGS) + 3) + "|"]
         for r in summary["rows"]:
             cells = [_fmt(r["tags"].get(t), 2) for t in G.TAGS]
             lines.append(f"| {r['backend']} | {_fmt(r['overall'], 2) if r['overall'] else r['overall_missing']} | "
-                         + " | ".join(cells) + " |")
+                         + " | ".join(cells) + f" | {r.get('note', '')} |")
     else:
         l1 = sorted({k for r in summary["rows"] for k in r["l1"]})
-        lines += ["| backend | overall | " + " | ".join(l1) + " | prompts | images |", "|---" * (len(l1) + 4) + "|"]
+        lines += ["| backend | overall | " + " | ".join(l1) + " | prompts | images | note |",
+                  "|---" * (len(l1) + 5) + "|"]
         for r in summary["rows"]:
             cells = [f"{r['l1'][k]:.2f}" if k in r["l1"] else "missing" for k in l1]
             lines.append(f"| {r['backend']} | {_fmt(r['overall'], 2)} | " + " | ".join(cells)
-                         + f" | {r['n_prompts']} | {r['n_images']} |")
+                         + f" | {r['n_prompts']} | {r['n_images']} | {r.get('note', '')} |")
     lines += _missing_lines(summary)
     lines += ["", "Published (not measured here):", ""]
     lines += [f"- {p['model']}: {p['value']} ({p['source']})" for p in summary["published"]]

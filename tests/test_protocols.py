@@ -163,6 +163,7 @@ def test_run_protocol_geneval_with_the_miniature_detector(tmp_path, capsys, monk
                  "-o", str(run_dir), "--no-progress", "--no-report"]) == 0
     out = capsys.readouterr().out
     assert "GenEval overall (0-1)" in out and "no scored image for tag(s) two_object" in out
+    assert "random weights: numbers are noise, not quality" in out      # flux-tiny is noise: the row says so
     summary = json.loads((run_dir / "protocol" / "summary.json").read_text())
     (row,) = summary["rows"]
     assert row["tags"]["single_object"]["n_images"] == 6

@@ -28,6 +28,7 @@ Weights are never replaced by random ones: a detector that cannot be had makes e
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from pathlib import Path
@@ -59,10 +60,18 @@ def detector_source(value: str | None = None) -> str:
 
 
 def _folder_hash(folder: Path) -> str:
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    return _hash_files(str(folder), tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files))
+
+
+@functools.lru_cache(maxsize=8)
+def _hash_files(folder: str, files: tuple) -> str:
+    """sha256 over the files' relative names and contents; cached per (name, size, mtime) list, so a large local
+    checkpoint is read once per process, not at every option check."""
     h = hashlib.sha256()
-    for f in sorted(p for p in folder.rglob("*") if p.is_file()):
-        h.update(f.relative_to(folder).as_posix().encode())
-        h.update(hashlib.sha256(f.read_bytes()).digest())
+    for name, _, _ in files:
+        h.update(Path(name).relative_to(folder).as_posix().encode())
+        h.update(hashlib.sha256(Path(name).read_bytes()).digest())
     return h.hexdigest()[:16]
 
 
