@@ -75,7 +75,8 @@ def geneval_rows(run_dir: str | Path) -> list[dict[str, Any]]:
 
 
 def _vqa_index(store) -> dict[tuple[str, str], dict[str, Any]]:
-    """(image sha256, prompt text) -> the latest vqa detail of any vqa scorer identity of the run."""
+    """(image sha256, prompt text) -> the latest vqa detail of any vqa scorer identity of the run (for details
+    not in the score table: written by hand or by a vqa scorer this installation does not register)."""
     index: dict[tuple[str, str], dict[str, Any]] = {}
     for slug, entry in store.read_registry().items():
         if entry.get("scorer") != "vqa":
@@ -85,6 +86,17 @@ def _vqa_index(store) -> dict[tuple[str, str], dict[str, Any]]:
             if k not in index or str(d.get("scored_at", "")) > str(index[k].get("scored_at", "")):
                 index[k] = d
     return index
+
+
+def _vqa_keys(run_dir) -> dict[tuple, tuple[str, str]]:
+    """(backend, prompt id, seed) -> (vqa scorer id, cache key) from the score table, where the vqa scorer is
+    registered (scoring/registry.py); empty otherwise (the detail scan of `_vqa_index` answers then)."""
+    from .scoring import load_scores
+
+    df = load_scores(run_dir)
+    df = df[(df["scorer"] == "vqa") & df["cache_key"].notna()]
+    return {(r.backend, r.prompt_id, r.seed): (r.scorer_id, r.cache_key)
+            for r in df.drop_duplicates(["backend", "prompt_id", "seed"]).itertuples()}
 
 
 def _answers(detail: dict[str, Any] | None, prompt) -> tuple[dict[str, str] | None, str | None]:
@@ -104,7 +116,8 @@ def _dpg_items(run_dir: str | Path) -> dict[str, dict[str, Any]]:
 
     rf = RunFolder(run_dir)
     prompts = rf.prompts()
-    index = _vqa_index(ScoreStore(rf.path))
+    store = ScoreStore(rf.path)
+    keyed, index = _vqa_keys(rf.path), _vqa_index(store)
     out: dict[str, dict[str, Any]] = {}
     for entry, rec in rf.records():
         p = prompts.get(entry.prompt_id)
@@ -115,7 +128,9 @@ def _dpg_items(run_dir: str | Path) -> dict[str, dict[str, Any]]:
             reason = "image not generated" if rec is None else f"image {rec.status}"
             answers = None
         else:
-            answers, reason = _answers(index.get((rec.image_sha256, p.prompt)), p)
+            k = keyed.get((entry.backend, entry.prompt_id, entry.seed))
+            detail = store.read_detail(*k) if k else index.get((rec.image_sha256, p.prompt))
+            answers, reason = _answers(detail, p)
         if answers is None:
             b["missing"][reason] = b["missing"].get(reason, 0) + 1
             continue
