@@ -199,3 +199,16 @@ def test_geneval_colour_prompts_with_and_without_clip(tmp_path, capsys, monkeypa
     assert "colors" not in row["tags"] and "colour needs CLIP: CLIP weights ViT-L-14:openai unavailable" \
         in row["missing"]["colors"]
     capsys.readouterr()
+
+
+def test_geneval_without_detector_weights_is_missing_with_the_reason(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("EVALSUITE_GENEVAL_DETECTOR", "nobody-org/no-such-mask2former")   # never in any cache
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    run_dir = tmp_path / "nodet"
+    assert main(["run", "--protocol", "geneval", "--backends", "dummy", "--limit", "2", "-o", str(run_dir),
+                 "--no-progress", "--no-report"]) == 0
+    capsys.readouterr()
+    (row,) = json.loads((run_dir / "protocol" / "summary.json").read_text())["rows"]
+    assert row["tags"] == {} and row["overall"] is None
+    assert "8 image(s) missing: GenEval detector nobody-org/no-such-mask2former unavailable " \
+           "(offline, not in the local cache)" in row["missing"]["single_object"]
