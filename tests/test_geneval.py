@@ -259,6 +259,12 @@ def test_colour_classifier_through_the_clip_loader(tiny_clip):
     texts = G.color_prompts("car")[3]                               # green: the three templates
     e = cm.encode_texts(texts).mean(0)
     assert torch.allclose(w[:, 3], e / e.norm(), atol=1e-6)          # normalised, averaged, normalised
+    # open_clip's default eval transform (what GenEval's create_model_and_transforms gives), not ours "longest"
+    import open_clip
+
+    _, _, default = open_clip.create_model_and_transforms("tiny-clip-test", pretrained=None)
+    odd = Image.fromarray((np.random.default_rng(0).random((50, 70, 3)) * 255).astype("uint8"))
+    assert torch.equal(clf.transform(odd), default(odd))
     im = Image.new("RGB", (32, 32), (0, 200, 0))
     colours = clf(im, [([0, 0, 16, 16, 0.9], None), ([8, 8, 32, 32, 0.8], np.ones((32, 32), dtype=bool))], "car")
     assert len(colours) == 2 and set(colours) <= set(G.COLORS)
