@@ -98,6 +98,9 @@ def _resolve(source: str) -> tuple[str, str]:
     repo, _, rev = source.partition("@")
     folder = snapshot_download(repo, revision=rev or None, local_files_only=_offline(),
                                allow_patterns=["*.json", "*.safetensors", "*.txt"])
+    if not any(Path(folder).glob("*.safetensors")):   # an older repository: PyTorch weights only
+        folder = snapshot_download(repo, revision=rev or None, local_files_only=_offline(),
+                                   allow_patterns=["*.json", "*.bin", "*.txt"])
     return folder, Path(folder).name
 
 
@@ -109,7 +112,8 @@ class Detector:
         from transformers import AutoImageProcessor, Mask2FormerForUniversalSegmentation
 
         folder, self.revision = _resolve(source)
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        auto = not device or device == "auto"
+        self.device = ("cuda" if torch.cuda.is_available() else "cpu") if auto else device
         self.model = Mask2FormerForUniversalSegmentation.from_pretrained(folder, local_files_only=True).to(self.device)
         self.model.eval()
         self.processor = AutoImageProcessor.from_pretrained(folder, local_files_only=True)
