@@ -72,8 +72,10 @@ def get_protocol(name: str) -> Protocol:
     return PROTOCOLS[name]
 
 
-def _given(argv: Sequence[str], *flags: str) -> bool:
-    return any(a == f or a.startswith(f + "=") for a in argv for f in flags)
+def _given(args: Any, argv: Sequence[str], dest: str, *flags: str) -> bool:
+    """The user set this option: a flag on the command line or a key of the `--config` file."""
+    in_config = dest in ((getattr(args, "run_config", None) or {}).get("options") or {})
+    return in_config or any(a == f or a.startswith(f + "=") for a in argv for f in flags)
 
 
 def apply_protocol(name: str, args: Any, argv: Sequence[str]) -> dict[str, Any]:
@@ -84,16 +86,16 @@ def apply_protocol(name: str, args: Any, argv: Sequence[str]) -> dict[str, Any]:
     proto = get_protocol(name)
     deviations: list[str] = []
     if proto.prompts is None:
-        split = split_import_source(args.prompts) if _given(argv, "--prompts", "-p") else None
+        split = split_import_source(args.prompts) if _given(args, argv, "prompts", "--prompts", "-p") else None
         if split is None or split[0] != proto.prompt_format:
             raise EvalsuiteError(f"--protocol {name}: give the benchmark's file as --prompts {proto.prompt_format}:PATH "
                                  f"({proto.original['prompts']}; it is not shipped, see docs/protocols.md)")
-    elif _given(argv, "--prompts", "-p"):
+    elif _given(args, argv, "prompts", "--prompts", "-p"):
         raise EvalsuiteError(f"--protocol {name} sets the prompts ({proto.original['prompts']}); leave out --prompts "
                              "(use --limit or --category for a subset, recorded as a deviation)")
     else:
         args.prompts = proto.prompts
-    if _given(argv, "--scorers") and tuple(s.strip() for s in args.scorers.split(",")) != proto.scorers:
+    if _given(args, argv, "scorers", "--scorers") and tuple(s.strip() for s in args.scorers.split(",")) != proto.scorers:
         raise EvalsuiteError(f"--protocol {name} scores with {', '.join(proto.scorers)}; leave out --scorers")
     args.scorers = ",".join(proto.scorers)
     from .scoring.registry import SCORERS

@@ -211,3 +211,10 @@ def test_geneval_without_detector_weights_is_missing_with_the_reason(tmp_path, c
     assert row["tags"] == {} and row["overall"] is None
     assert "8 image(s) missing: GenEval detector nobody-org/no-such-mask2former unavailable " \
            "(offline, not in the local cache)" in row["missing"]["single_object"]
+
+
+def test_protocol_from_a_config_file_and_its_contradictions(tmp_path, capsys):
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("protocol: geneval\nprompts: smoke\nbackends: [dummy]\n")
+    assert main(["run", "--config", str(cfg), "-o", str(tmp_path / "x"), "--dry-run"]) == 2
+    assert "--protocol geneval sets the prompts" in capsys.readouterr().err
