@@ -26,7 +26,7 @@ def _add_run(sub) -> None:
                         "(list them with `evalsuite backends`)")
     p.add_argument("--prompts", "-p", default="core",
                    help="prompt set: a shipped set name (`evalsuite prompts list`), a path to a .yaml/.jsonl "
-                        "file, or FORMAT:PATH imported on the fly (parti:, drawbench:, geneval:, "
+                        "file, or FORMAT:PATH imported on the fly (parti:, drawbench:, geneval:, dpg:, "
                         "t2i-compbench:, text:, csv:)")
     p.add_argument("--category", action="append", metavar="NAME",
                    help="keep only prompts of this category (repeatable)")
@@ -58,12 +58,16 @@ def _add_run(sub) -> None:
     p.add_argument("--overlap", choices=("auto", "on", "off"), default="auto",
                    help="score finished images in a worker while generation goes on (same results); auto: on when "
                         "a backend generates on CUDA or remotely, off when generation uses the CPU scoring needs")
+    p.add_argument("--protocol", choices=("geneval", "dpg"), default=None,
+                   help="run a published benchmark by its own rules: its prompts, 4 images per prompt (seeds 0-3) "
+                        "and its scorer; writes RUN_DIR/protocol/summary.md beside the published numbers "
+                        "(docs/protocols.md)")
     _add_score_options(p)
     p.set_defaults(handler=_cmd_run)
 
 
 def _add_score_options(p) -> None:
-    p.add_argument("--scorers", default="clip,ocr", help="scorers to run, comma-separated: clip, ocr, blank")
+    p.add_argument("--scorers", default="clip,ocr", help="scorers to run, comma-separated: clip, ocr, blank, geneval")
     p.add_argument("--ocr", default=None,
                    help="OCR engine(s): rapidocr (default), easyocr, or easyocr,rapidocr (per target the best of both)")
     p.add_argument("--clip-model", default=None,
@@ -79,6 +83,7 @@ def _cmd_run(args) -> int:
 
     from .runopts import RunOptions
 
+    record = _protocol_args(args)
     result = run(args.backends, options=RunOptions.from_cli(args, argv=sys.argv[1:]),
                  **({"log": rank_log(False)} if quiet_rank else {}))
     if quiet_rank:   # rank 0 prints the totals, the scores and the report
@@ -89,6 +94,47 @@ def _cmd_run(args) -> int:
         print(result.scores.text())
     if getattr(result, "report", None) is not None:
         print(result.report.summary())
+    if record is not None and not args.dry_run:
+        _protocol_summary(args.run_dir, record)
+    return 0
+
+
+def _protocol_args(args):
+    """`run --protocol NAME`: the protocol's prompts, seeds and scorers set on args (protocols.apply_protocol)."""
+    if not getattr(args, "protocol", None):
+        return None
+    from .protocols import apply_protocol
+
+    return apply_protocol(args.protocol, args, getattr(args, "argv", None) or sys.argv[1:])
+
+
+def _protocol_summary(run_dir, record) -> None:
+    from .protocol_tables import markdown, write_summary
+    from .protocols import write_record
+
+    write_record(run_dir, record)
+    summary, path = write_summary(run_dir, record["protocol"])
+    print(markdown(summary), end="")
+    print(f"protocol table: {path}")
+
+
+def _add_protocol(sub) -> None:
+    p = sub.add_parser("protocol", help="a run's GenEval / DPG-Bench figures beside the published numbers",
+                       description="Compute the protocol's figures of a run folder (per tag / per category, with 95% "
+                                   "intervals), put them beside the published values and say which settings match; "
+                                   "writes RUN_DIR/protocol/summary.md and summary.json.")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--protocol", choices=("geneval", "dpg"), default=None,
+                   help="which protocol (default: the one recorded by `run --protocol`)")
+    p.set_defaults(handler=_cmd_protocol)
+
+
+def _cmd_protocol(args) -> int:
+    from .protocol_tables import markdown, write_summary
+
+    summary, path = write_summary(args.run_dir, args.protocol)
+    print(markdown(summary), end="")
+    print(f"protocol table: {path}")
     return 0
 
 
@@ -448,6 +494,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_regress(sub)
     _add_agree(sub)
     _add_check(sub)
+    _add_protocol(sub)
     return parser
 
 
@@ -569,6 +616,7 @@ def main(argv: list[str] | None = None) -> int:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
     merge_appends(args, run_config)
     args.run_config = run_config
+    args.argv = argv
     bad = _non_finite(args)
     if bad:
         print(f"error: {bad}", file=sys.stderr)

@@ -5,6 +5,9 @@ Formats (the name is also the prefix of `--prompts FORMAT:PATH`):
     parti          PartiPrompts TSV: columns Prompt, Category, Challenge, Note (Challenge kept as a tag)
     drawbench      DrawBench CSV: columns Prompts, Category
     geneval        GenEval metadata JSONL: {"tag", "prompt", "include": [...], "exclude": [...]}
+    dpg            DPG-Bench CSV (ELLA's dpg_bench.csv): one row per question, columns item_id, text, keywords,
+                   proposition_id, dependency, category_broad, category_detailed, tuple, question_natural_language;
+                   one prompt per item_id (id = item_id) with its questions
     t2i-compbench  T2I-CompBench text files: one prompt per line, category from the file name
                    (`color_val.txt` -> `color`); PATH may be a folder of such files
     text           plain text: one prompt per line ('#' comments and blank lines skipped)
@@ -30,8 +33,10 @@ import unicodedata
 from pathlib import Path
 from typing import Any, Callable
 
+from pydantic import ValidationError
+
 from .errors import EvalsuiteError
-from .promptset import Prompt, PromptSet
+from .promptset import Prompt, PromptSet, Question
 
 Warn = Callable[[str], None]
 
@@ -311,8 +316,9 @@ def _geneval_tag(kind: str, item: dict) -> str:
 
 
 def import_geneval(path: str | Path, warn: Warn | None = None) -> list[Prompt]:
-    """GenEval metadata JSONL: category = tag; include/exclude kept as tags (`include:cat:count=3`);
-    negatives only where the metadata states them (`geneval_negatives`)."""
+    """GenEval metadata JSONL: category = tag; include/exclude kept as tags (`include:cat:count=3`) and whole in
+    `Prompt.geneval` (what the geneval scorer judges by); negatives only where the metadata states them
+    (`geneval_negatives`)."""
     path = Path(path)
     out = []
     for n, line in _lines(path, comments=False):
@@ -335,7 +341,65 @@ def import_geneval(path: str | Path, warn: Warn | None = None) -> list[Prompt]:
         tags = [_geneval_tag("include", x) for x in lists["include"]] + \
                [_geneval_tag("exclude", x) for x in lists["exclude"]]
         negs = geneval_negatives(text, lists["include"], lists["exclude"]) if isinstance(text, str) else []
-        out.append((where, make_prompt(path, where, "prompt", text, d.get("tag"), tags, negs)))
+        p = make_prompt(path, where, "prompt", text, d.get("tag"), tags, negs)
+        out.append((where, p.model_copy(update={"geneval": _geneval_metadata(path, where, d, lists)})))
+    return _dedupe(path, out, warn)
+
+
+def _geneval_metadata(path: Path, where: str, d: dict, lists: dict) -> dict:
+    """The metadata the geneval scorer reads (Prompt.geneval), checked clause by clause (metrics/geneval.py)."""
+    from .metrics.geneval import metadata_errors
+
+    meta = {"tag": d.get("tag"), "include": lists["include"], "exclude": lists["exclude"]}
+    problems = metadata_errors(meta)
+    if problems:
+        raise EvalsuiteError(f"{path}: {where}: field 'geneval' metadata: {problems[0]}")
+    return meta
+
+
+DPG_COLUMNS = ("item_id", "text", "keywords", "proposition_id", "dependency", "category_broad", "category_detailed",
+               "tuple", "question_natural_language")
+
+
+def _dpg_question(path: Path, line: int, r: dict) -> Question:
+    where = f"{path}: line {line}"
+    deps = [d.strip() for d in r["dependency"].split(",") if d.strip()]
+    if not r["proposition_id"].strip().isdigit() or not deps or not all(d.isdigit() for d in deps):
+        raise EvalsuiteError(f"{where}: field 'proposition_id'/'dependency' must be integers "
+                             f"(dependency: comma-separated, 0 = none), got {r['proposition_id']!r} / {r['dependency']!r}")
+    for f in ("question_natural_language", "category_broad"):
+        if not r[f].strip():
+            raise EvalsuiteError(f"{where}: field '{f}' is empty")
+    return Question(id=str(int(r["proposition_id"])), text=r["question_natural_language"].strip(),
+                    depends_on=[str(int(d)) for d in deps if int(d) != 0], category=r["category_broad"].strip(),
+                    subcategory=r["category_detailed"].strip() or None)
+
+
+def import_dpg(path: str | Path, warn: Warn | None = None) -> list[Prompt]:
+    """DPG-Bench's CSV: the rows of one item_id (consecutive or not) make one prompt (id = item_id, text = the
+    item's `text`, category "dpg") whose questions are its rows in file order: id = proposition_id, depends_on
+    = `dependency` without 0, category = category_broad, subcategory = category_detailed. The original scorer
+    skips the file's first data row; we keep it (docs/protocols.md)."""
+    path = Path(path)
+    rows = _table(path, ",", {c: (c,) for c in DPG_COLUMNS}, "item_id")
+    missing = [c for c in DPG_COLUMNS if rows and c not in rows[0][1]]
+    if missing:
+        raise EvalsuiteError(f"{path}: line 1: header has no '{missing[0]}' column (DPG-Bench: {', '.join(DPG_COLUMNS)})")
+    items: dict[str, dict] = {}
+    for line, r, _ in rows:
+        iid = r["item_id"].strip()
+        if not iid:
+            raise EvalsuiteError(f"{path}: line {line}: field 'item_id' is empty")
+        it = items.setdefault(iid, {"line": line, "text": r["text"], "questions": []})
+        it["questions"].append(_dpg_question(path, line, r))
+    out = []
+    for iid, it in items.items():
+        try:
+            p = Prompt(id=iid, prompt=it["text"].strip(), category="dpg", questions=it["questions"])
+        except ValidationError as e:
+            msg = e.errors()[0]["msg"].removeprefix("Value error, ")
+            raise EvalsuiteError(f"{path}: line {it['line']} (item_id {iid!r}): {msg}") from None
+        out.append((f"line {it['line']}", p))
     return _dedupe(path, out, warn)
 
 
@@ -343,6 +407,7 @@ IMPORTERS: dict[str, Callable[..., list[Prompt]]] = {
     "parti": import_parti,
     "drawbench": import_drawbench,
     "geneval": import_geneval,
+    "dpg": import_dpg,
     "t2i-compbench": import_t2i_compbench,
     "text": import_text,
     "csv": import_csv,

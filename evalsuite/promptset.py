@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -117,6 +118,21 @@ class Prompt(BaseModel):
     negatives: list[str] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list)
     questions: list[Question] = Field(default_factory=list)
+    # GenEval's per-prompt metadata ({tag, include: [{class, count, color?, position?}], exclude: [...]}), read by
+    # the geneval scorer; None for prompts not from GenEval (metrics/geneval.py checks it)
+    geneval: dict[str, Any] | None = None
+
+    @field_validator("geneval")
+    @classmethod
+    def _geneval_metadata(cls, v):
+        if v is None:
+            return v
+        from .metrics.geneval import metadata_errors
+
+        problems = metadata_errors(v)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return v
 
     @field_validator("questions")
     @classmethod
@@ -127,11 +143,13 @@ class Prompt(BaseModel):
         return v
 
     def hash_dump(self) -> dict:
-        """The entry as hashed into a prompt set's sha256: an entry without questions hashes as it did before
-        questions existed, so older run folders keep resuming."""
+        """The entry as hashed into a prompt set's sha256: an entry without questions (or GenEval metadata)
+        hashes as it did before those fields existed, so older run folders keep resuming."""
         d = self.model_dump()
         if not d["questions"]:
             del d["questions"]
+        if d["geneval"] is None:
+            del d["geneval"]
         return d
 
     @field_validator("id")

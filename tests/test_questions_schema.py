@@ -51,7 +51,7 @@ def test_bad_questions_name_file_entry_field(tmp_path, questions, phrase):
 
 def test_hash_without_questions_is_unchanged():
     p = Prompt(id="a", prompt="a cat")
-    legacy = {k: v for k, v in p.model_dump().items() if k != "questions"}
+    legacy = {k: v for k, v in p.model_dump().items() if k not in ("questions", "geneval")}
     assert p.hash_dump() == legacy
     with_q = Prompt(id="a", prompt="a cat", questions=[Question(id="1", text="Is there a cat?")])
     a = PromptSet(name="s", source="s", prompts=[p]).sha256

@@ -84,6 +84,8 @@ _m("text_words_matched", "ocr", "target words matched", higher_is_better=None)
 _m("text_words", "ocr", "target words", higher_is_better=None)
 # image checks (scoring/blank.py)
 _m("image_blank", "blank", "blank images", **_RATE, higher_is_better=False, short="blank")
+# GenEval (scoring/geneval.py, metrics/geneval.py): per image 1 = correct; the variant is the prompt's tag
+_m("geneval", "geneval", "GenEval correct", **_RATE, short="GenEval")
 # set-level figures computed by aggregation over a group of items (metrics/aggregate.py)
 _m("longtext_word_acc_pooled", "ocr", "LongText-Bench (pooled)")
 _m("oneig_text_score_set", "ocr", "OneIG text score")

@@ -77,6 +77,14 @@ class ScoreStore:
         except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
             return None
 
+    def iter_details(self, scorer_id: str):
+        """Every readable stored detail of one scorer identity (dicts, in no particular order)."""
+        folder = self.dir / "details" / scorer_id
+        for p in sorted(folder.glob("*/*.json")) if folder.is_dir() else []:
+            d = self.read_detail(scorer_id, p.stem)
+            if d is not None:
+                yield d
+
     def write_detail(self, detail: ScoreDetail) -> None:
         atomic_write_json(self.detail_path(detail.scorer_id, detail.cache_key), detail.model_dump(exclude_unset=True))
 

@@ -1,0 +1,267 @@
+"""The protocol figures of a run folder and the table "beside the published numbers" (docs/protocols.md).
+
+    geneval_rows(run_dir)   per backend: each tag's accuracy and the overall (mean of the six tags), 95% intervals
+    dpg_rows(run_dir)       per backend: DPG-Bench overall, L1 and L2 category scores from the vqa judge's details
+    protocol_summary(run_dir) -> {"protocol", "rows", "settings", "published", ...}; `markdown(summary)` its table
+    write_summary(run_dir)  RUN_DIR/protocol/summary.json and summary.md (atomic)
+
+Nothing is filled in: a tag or category without a scored image is missing with the reason, and the overall is
+missing when a tag is.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .metrics import dpg as D
+from .metrics import geneval as G
+from .protocols import PROTOCOLS, read_record
+from .scoring.geneval import DEFAULT_DETECTOR
+
+SUMMARY_DIR = "protocol"
+NOISE_NOTE = "random weights: numbers are noise, not quality"
+
+
+def _stratified_overall_ci(per_tag: dict[str, list[float]]) -> tuple[float, float]:
+    """95% interval of the mean of tag means: the percentile bootstrap resampling prompts within each tag (fixed
+    RNG seed), widened to at least the continuity-corrected Wilson bounds with the number of prompts as the
+    sample size, so it never collapses at small n or at 0 / 1 (as the pooled protocol figures, docs/scores.md)."""
+    import numpy as np
+
+    from .metrics.stats import CONFIDENCE, N_RESAMPLES, RNG_SEED, t_quantile, wilson_bounds
+
+    rng = np.random.default_rng(RNG_SEED)
+    arrays = [np.asarray(v, dtype=float) for v in per_tag.values()]
+    boot = np.mean([[a[rng.integers(0, len(a), len(a))].mean() for a in arrays] for _ in range(N_RESAMPLES)], axis=1)
+    alpha = (1 - CONFIDENCE) / 2
+    lo, hi = float(np.quantile(boot, alpha)), float(np.quantile(boot, 1 - alpha))
+    n = sum(len(a) for a in arrays)
+    mean = float(np.mean([a.mean() for a in arrays]))
+    wlo, whi = wilson_bounds(np.clip(mean, 0.0, 1.0), n, t_quantile(CONFIDENCE, n - 1))
+    return min(lo, float(wlo)), max(hi, float(whi))
+
+
+def geneval_rows(run_dir: str | Path) -> list[dict[str, Any]]:
+    """One row per backend: {backend, tags: {tag: {mean, low, high, n_prompts, n_images}}, overall, missing}."""
+    from .metrics.stats import rate_ci
+    from .scoring import load_scores
+
+    df = load_scores(run_dir)
+    df = df[df["metric"] == "geneval"]
+    rows = []
+    for backend, g in df.groupby("backend", sort=True):
+        ok = g[g["missing_reason"].isna()]
+        tags, prompt_means, missing = {}, {}, {}
+        for tag in G.TAGS:
+            t = ok[ok["variant"] == tag]
+            miss = g[(g["variant"] == tag) & g["missing_reason"].notna()]
+            if not miss.empty:
+                missing[tag] = f"{len(miss)} image(s) missing: " + "; ".join(miss["missing_reason"].unique()[:2])
+            if t.empty:
+                continue
+            per = {pid: s["value"].to_numpy(dtype=float) for pid, s in t.groupby("prompt_id")}
+            ci = rate_ci(per)
+            tags[tag] = {"mean": ci.mean, "low": ci.low, "high": ci.high, "n_prompts": ci.n, "n_images": len(t)}
+            prompt_means[tag] = [float(v.mean()) for v in per.values()]
+        absent = [t for t in G.TAGS if t not in tags]
+        overall = None
+        if not absent:
+            lo, hi = _stratified_overall_ci(prompt_means)
+            overall = {"mean": G.overall({t: v["mean"] for t, v in tags.items()}), "low": lo, "high": hi}
+        rows.append({"backend": backend, "tags": tags, "overall": overall, "missing": missing,
+                     "overall_missing": None if overall else f"no scored image for tag(s) {', '.join(absent)}"})
+    return rows
+
+
+def _vqa_index(store) -> dict[tuple[str, str], dict[str, Any]]:
+    """(image sha256, prompt text) -> the latest vqa detail of any vqa scorer identity of the run (for details
+    not in the score table: written by hand or by a vqa scorer this installation does not register)."""
+    index: dict[tuple[str, str], dict[str, Any]] = {}
+    for slug, entry in store.read_registry().items():
+        if entry.get("scorer") != "vqa":
+            continue
+        for d in store.iter_details(slug):
+            k = (d.get("image_sha256"), (d.get("inputs") or {}).get("prompt"))
+            if k not in index or str(d.get("scored_at", "")) > str(index[k].get("scored_at", "")):
+                index[k] = d
+    return index
+
+
+def _vqa_keys(run_dir) -> dict[tuple, tuple[str, str]]:
+    """(backend, prompt id, seed) -> (vqa scorer id, cache key) from the score table, where the vqa scorer is
+    registered (scoring/registry.py); empty otherwise (the detail scan of `_vqa_index` answers then)."""
+    from .scoring import load_scores
+
+    df = load_scores(run_dir)
+    df = df[(df["scorer"] == "vqa") & df["cache_key"].notna()]
+    return {(r.backend, r.prompt_id, r.seed): (r.scorer_id, r.cache_key)
+            for r in df.drop_duplicates(["backend", "prompt_id", "seed"]).itertuples()}
+
+
+def _answers(detail: dict[str, Any] | None, prompt) -> tuple[dict[str, str] | None, str | None]:
+    if detail is None:
+        return None, "not judged by the vqa scorer (run `evalsuite score RUN_DIR --scorers vqa`)"
+    got = {str(q.get("id")): q.get("answer") for q in (detail.get("details") or {}).get("questions", [])}
+    lacking = [q.id for q in prompt.questions if got.get(q.id) not in ("yes", "no")]
+    if lacking:
+        return None, f"the judge gave no yes/no answer to question(s) {', '.join(lacking[:5])}"
+    return got, None
+
+
+def _dpg_items(run_dir: str | Path) -> dict[str, dict[str, Any]]:
+    """backend -> {"images": {prompt_id: [(seed, image score, answers)]}, "missing": {reason: count}}."""
+    from .runfolder import RunFolder
+    from .store.scores import ScoreStore
+
+    rf = RunFolder(run_dir)
+    prompts = rf.prompts()
+    store = ScoreStore(rf.path)
+    keyed, index = _vqa_keys(rf.path), _vqa_index(store)
+    out: dict[str, dict[str, Any]] = {}
+    for entry, rec in rf.records():
+        p = prompts.get(entry.prompt_id)
+        if p is None or not p.questions:
+            continue
+        b = out.setdefault(entry.backend, {"images": {}, "missing": {}})
+        if rec is None or rec.status != "ok" or not rec.image_sha256:
+            reason = "image not generated" if rec is None else f"image {rec.status}"
+            answers = None
+        else:
+            k = keyed.get((entry.backend, entry.prompt_id, entry.seed))
+            detail = store.read_detail(*k) if k else index.get((rec.image_sha256, p.prompt))
+            answers, reason = _answers(detail, p)
+        if answers is None:
+            b["missing"][reason] = b["missing"].get(reason, 0) + 1
+            continue
+        b["images"].setdefault(p.id, []).append((entry.seed, D.image_score(p.questions, answers), answers, p))
+    return out
+
+
+def dpg_rows(run_dir: str | Path) -> list[dict[str, Any]]:
+    """One row per backend: overall (x 100) with a 95% interval over prompts, L1 and L2 scores, what is missing."""
+    from .metrics.stats import rate_ci
+
+    rows = []
+    for backend, b in sorted(_dpg_items(run_dir).items()):
+        per = {pid: [s for _, s, _, _ in imgs] for pid, imgs in b["images"].items()}
+        last = [(imgs[-1][3].questions, imgs[-1][2])
+                for imgs in (sorted(v, key=lambda x: (x[0] is None, x[0])) for v in b["images"].values())]
+        row: dict[str, Any] = {"backend": backend, "n_prompts": len(per), "n_images": sum(map(len, per.values())),
+                               "missing": b["missing"], "overall": None, "l1": {}, "l2": {}}
+        if per:
+            ci = rate_ci(per)
+            row["overall"] = {"mean": 100 * ci.mean, "low": 100 * ci.low, "high": 100 * ci.high}
+            row["l1"], row["l2"] = D.category_scores(last)
+        rows.append(row)
+    return rows
+
+
+def _fmt(x: dict | None, digits: int) -> str:
+    if not x:
+        return "missing"
+    return f"{x['mean']:.{digits}f} [{x['low']:.{digits}f}, {x['high']:.{digits}f}]"
+
+
+def _settings(run_dir: str | Path, name: str) -> list[dict[str, str]]:
+    """(setting, the original's, this run's, matches: yes / no / partly / unknown) rows."""
+    from .importers import import_file
+    from .runfolder import RunFolder
+
+    proto, info, rec = PROTOCOLS[name], RunFolder(run_dir).info, read_record(run_dir) or {}
+    rows = []
+    if proto.prompts:
+        full = import_file(proto.prompt_format, proto.prompts.split(":", 1)[1], warn=None)
+        same = info.prompt_set.get("sha256") == full.sha256
+        ours = f"{info.prompt_set.get('count')} prompts" + ("" if same else " (not the whole shipped set)")
+    else:
+        same, ours = None, f"{info.prompt_set.get('count')} prompts from {info.prompt_set.get('source')}"
+    rows.append(("prompts", ours, "yes" if same else "unknown" if same is None else "no"))
+    rows.append(("samples per prompt", str(len(info.seeds)), "yes" if len(info.seeds) == 4 else "no"))
+    rows.append(("seeds", ",".join(map(str, info.seeds)), "n/a"))
+    sizes = sorted({str(b.config.get("size") or info.size or "backend default") for b in info.backends.values()})
+    rows.append(("resolution", "; ".join(sizes), "check"))
+    if name == "geneval":
+        used = _identities(run_dir, "geneval")
+        dets = sorted({u["detector"] for u in used}) or ["not scored yet"]
+        clips = sorted({u["clip"] for u in used}) or ["not scored yet"]
+        default = dets == [DEFAULT_DETECTOR]
+        rows.append(("detector", f"Mask2Former through transformers: {', '.join(dets)}",
+                     "partly (same architecture and training data, the transformers conversion)" if default else "no"))
+        rows.append(("colour model", ", ".join(clips), "yes" if clips == ["ViT-L-14:openai"] else "no"))
+    else:
+        rows.append(("judge", "the vqa scorer's judge (see its details)", "no"))
+    for d in rec.get("deviations", []):
+        rows.append(("deviation", d, "no"))
+    return [{"setting": s, "original": proto.original.get(s, ""), "this run": o, "matches": m} for s, o, m in rows]
+
+
+def _identities(run_dir: str | Path, kind: str) -> list[dict[str, Any]]:
+    from .store.scores import ScoreStore
+
+    return [e.get("identity") or {} for e in ScoreStore(run_dir).read_registry().values() if e.get("scorer") == kind]
+
+
+def protocol_summary(run_dir: str | Path, name: str | None = None) -> dict[str, Any]:
+    """The protocol's figures per backend, the published values the docs cite, and which settings match."""
+    from .errors import EvalsuiteError
+
+    name = name or (read_record(run_dir) or {}).get("protocol")
+    if name not in PROTOCOLS:
+        raise EvalsuiteError(f"{run_dir}: no protocol recorded (RUN_DIR/protocol.json); give --protocol "
+                             f"{'|'.join(PROTOCOLS)}")
+    from .runfolder import RunFolder
+
+    rows = geneval_rows(run_dir) if name == "geneval" else dpg_rows(run_dir)
+    noise = {label for label, b in RunFolder(run_dir).info.backends.items() if b.labelled_noise}
+    for r in rows:
+        r["note"] = NOISE_NOTE if r["backend"] in noise else ""
+    proto = PROTOCOLS[name]
+    return {"protocol": name, "title": proto.title, "rows": rows, "settings": _settings(run_dir, name),
+            "published": [{"model": p.model, "value": p.value, "source": p.source} for p in proto.published]}
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    """The summary as Markdown: the per-backend figures beside the published ones, then the settings."""
+    name = summary["protocol"]
+    lines = [f"# {summary['title']}: this run beside the published numbers", ""]
+    if name == "geneval":
+        lines += ["| backend | overall | " + " | ".join(G.TAGS) + " | note |", "|---" * (len(G.TAGS) + 3) + "|"]
+        for r in summary["rows"]:
+            cells = [_fmt(r["tags"].get(t), 2) for t in G.TAGS]
+            lines.append(f"| {r['backend']} | {_fmt(r['overall'], 2) if r['overall'] else r['overall_missing']} | "
+                         + " | ".join(cells) + f" | {r.get('note', '')} |")
+    else:
+        l1 = sorted({k for r in summary["rows"] for k in r["l1"]})
+        lines += ["| backend | overall | " + " | ".join(l1) + " | prompts | images | note |",
+                  "|---" * (len(l1) + 5) + "|"]
+        for r in summary["rows"]:
+            cells = [f"{r['l1'][k]:.2f}" if k in r["l1"] else "missing" for k in l1]
+            lines.append(f"| {r['backend']} | {_fmt(r['overall'], 2)} | " + " | ".join(cells)
+                         + f" | {r['n_prompts']} | {r['n_images']} | {r.get('note', '')} |")
+    lines += _missing_lines(summary)
+    lines += ["", "Published (not measured here):", ""]
+    lines += [f"- {p['model']}: {p['value']} ({p['source']})" for p in summary["published"]]
+    lines += ["", "| setting | original | this run | matches |", "|---|---|---|---|"]
+    lines += [f"| {s['setting']} | {s['original']} | {s['this run']} | {s['matches']} |" for s in summary["settings"]]
+    return "\n".join(lines) + "\n"
+
+
+def _missing_lines(summary: dict[str, Any]) -> list[str]:
+    out = []
+    for r in summary["rows"]:
+        miss = r.get("missing") or {}
+        for k, v in miss.items():
+            out.append(f"- {r['backend']}: {k}: {v}" if isinstance(v, str) else f"- {r['backend']}: {k} ({v} images)")
+    return ["", "Missing (never filled in):", ""] + out if out else []
+
+
+def write_summary(run_dir: str | Path, name: str | None = None) -> tuple[dict[str, Any], Path]:
+    from .runfolder import atomic_write_json, atomic_write_text
+
+    summary = protocol_summary(run_dir, name)
+    folder = Path(run_dir) / SUMMARY_DIR
+    folder.mkdir(exist_ok=True)
+    atomic_write_json(folder / "summary.json", summary)
+    atomic_write_text(folder / "summary.md", markdown(summary))
+    return summary, folder / "summary.md"
