@@ -14,7 +14,8 @@ chart title and gate, so a metric's unit, scale and direction are said once.
                        (None: reported, not gated unless a margin is given)
     short              a short label for item cards ("text exact")
     needs              the prompt field an item needs for the metric to apply, for the report's coverage counts:
-                       "target_text", "negatives", or "" (every item)
+                       "target_text", "negatives", "questions", or "" (every item)
+    variant_title      the variant names a group and is shown in the title ("question accuracy, count (%)")
 
 Add a metric: one `_m(...)` line below (docs/architecture.md, "Add a metric"); its scorer emits values under
 that name. A name not listed here is still aggregated (Student-t, no scale) and shown by its name.
@@ -38,6 +39,7 @@ class MetricInfo:
     default_margin: float | None = None
     short: str = ""
     needs: str = ""
+    variant_title: bool = False
 
     @property
     def is_rate(self) -> bool:
@@ -84,6 +86,13 @@ _m("text_words_matched", "ocr", "target words matched", higher_is_better=None)
 _m("text_words", "ocr", "target words", higher_is_better=None)
 # image checks (scoring/blank.py)
 _m("image_blank", "blank", "blank images", **_RATE, higher_is_better=False, short="blank")
+# VQA judges (scoring/vqa.py): gated with --margin (compare), never by default, so runs scored without a judge
+# stay decidable
+_m("vqa_score", "vqa", "VQAScore", axis="P(yes), 0-1", **_SHARE, short="VQAScore")
+_m("question_score", "vqa", "questions answered yes", **_RATE, short="questions yes", needs="questions")
+_m("prompt_following_vqa", "vqa", "prompt following (VQA)", **{**_RATE, "axis": "% every question yes"},
+   short="all questions yes", needs="questions")
+_m("question_acc", "vqa", "question accuracy", **_RATE, short="question acc", needs="questions", variant_title=True)
 # set-level figures computed by aggregation over a group of items (metrics/aggregate.py)
 _m("longtext_word_acc_pooled", "ocr", "LongText-Bench (pooled)")
 _m("oneig_text_score_set", "ocr", "OneIG text score")
@@ -97,7 +106,7 @@ def info(metric: str) -> MetricInfo:
 def title(metric: str, variant: str = "") -> str:
     """The title a table column or chart shows: "text accuracy, strict (%)"."""
     m = info(metric)
-    t = m.title + (", strict" if variant == "strict" else "")
+    t = m.title + (", strict" if variant == "strict" else f", {variant}" if m.variant_title and variant else "")
     return f"{t} ({m.axis})" if m.axis else t
 
 
