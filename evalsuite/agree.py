@@ -9,6 +9,9 @@ and carrying at least one of
     label                                 0/1 (or true/false): every requested string present and right
     rating                                a number, higher = better text
 optional: reading (or legible_text_human), the text the person read, shown on the page.
+VQA judges (a run scored with --scorers vqa): `prompt_following` (0/1, the image follows the whole prompt) and
+`questions` ({question id: yes|no}) on a line are compared with each judge (agree_vqa.py); such a line needs no
+text label.
 Binary label: `label` when given, else the verdict (correct -> 1; minor-errors, garbled, no-text -> 0).
 The rating for Spearman: `rating` when given, else the verdict's rank (correct 3, minor-errors 2,
 garbled 1, no-text 0), else the 0/1 label.
@@ -41,6 +44,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .errors import EvalsuiteError
+from .agree_vqa import format_judges, has_vqa_labels, judge_agreement, judges_html, vqa_labels
 from .metrics.agreement import VERDICT_LABEL, VERDICTS, agreement_summary
 from .metrics.stats import N_RESAMPLES, RNG_SEED
 from .runfolder import atomic_write_json, atomic_write_text
@@ -57,6 +61,11 @@ class Label:
     verdict: str | None
     reading: str | None
     raw: dict[str, Any] = field(default_factory=dict)
+    vqa: tuple[int | None, dict[str, int]] = (None, {})   # (prompt_following, {question id: 0/1}): agree_vqa.py
+
+    @property
+    def has_text_label(self) -> bool:
+        return self.label is not None or self.rating is not None
 
 
 def _bad(path: Path, line: int, fld: str, why: str) -> EvalsuiteError:
@@ -122,10 +131,12 @@ def read_labels(path: str | Path) -> list[Label]:
             rating = float(VERDICT_RANK[verdict])
         elif label is not None:
             rating = float(label)
-        if label is None and rating is None:
-            raise EvalsuiteError(f"{path}: line {n}: no label: give verdict, label (0/1) or rating")
+        vqa = vqa_labels(d, f"{path}: line {n}")
+        if label is None and rating is None and not has_vqa_labels(d):
+            raise EvalsuiteError(f"{path}: line {n}: no label: give verdict, label (0/1), rating, prompt_following "
+                                 "or questions")
         reading = d.get("reading", d.get("legible_text_human"))
-        out.append(Label(n, key, label, rating, verdict, reading if isinstance(reading, str) else None, d))
+        out.append(Label(n, key, label, rating, verdict, reading if isinstance(reading, str) else None, d, vqa))
     if not out:
         raise EvalsuiteError(f"{path}: no labels")
     return out
@@ -151,14 +162,7 @@ def _run_scores(root: Path, labels: list[Label]) -> tuple[dict[str, str], dict[s
 
     rf = RunFolder(root)
     prompts = rf.prompts()
-    records = [rec for _, rec in rf.records() if rec is not None and rec.status == "ok" and rec.image_sha256]
-    by_item = {(r.backend, r.prompt_id, r.seed): r for r in records}
-    by_sha: dict[str, Any] = {}
-    by_file: dict[str, Any] = {}
-    for r in records:
-        by_sha.setdefault(r.image_sha256, r)
-        by_file.setdefault(r.image, r)
-        by_file.setdefault(Path(r.image).name, r)
+    find = _record_finder(rf)
     df = load_scores(root)
     if df.empty or not (df["scorer"] == "ocr").any():
         raise EvalsuiteError(f"{root}: no OCR scores yet (run `evalsuite score {root}` first)")
@@ -169,9 +173,7 @@ def _run_scores(root: Path, labels: list[Label]) -> tuple[dict[str, str], dict[s
     out: dict[str, dict[int, Scored]] = {sid: {} for sid in models}
     unmatched = []
     for lab in labels:
-        k = lab.key
-        rec = (by_item.get((k["backend"], k["prompt_id"], k["seed"])) if "backend" in k else
-               by_sha.get(k["sha256"]) if "sha256" in k else by_file.get(k["file"]) or by_file.get(Path(k["file"]).name))
+        rec = find(lab.key)
         if rec is None:
             unmatched.append(lab.line)
             continue
@@ -192,6 +194,40 @@ def _run_scores(root: Path, labels: list[Label]) -> tuple[dict[str, str], dict[s
                 item=f"{rec.backend}/{rec.prompt_id}/s{rec.seed}",
                 targets=list(prompts[rec.prompt_id].target_text) if rec.prompt_id in prompts else [])
     return models, out, unmatched
+
+
+def _record_finder(rf):
+    """A function from a label's key to the run's finished item record it names (None when none)."""
+    records = [rec for _, rec in rf.records() if rec is not None and rec.status == "ok" and rec.image_sha256]
+    by_item = {(r.backend, r.prompt_id, r.seed): r for r in records}
+    by_sha: dict[str, Any] = {}
+    by_file: dict[str, Any] = {}
+    for r in records:
+        by_sha.setdefault(r.image_sha256, r)
+        by_file.setdefault(r.image, r)
+        by_file.setdefault(Path(r.image).name, r)
+
+    def find(k):
+        return (by_item.get((k["backend"], k["prompt_id"], k["seed"])) if "backend" in k else
+                by_sha.get(k["sha256"]) if "sha256" in k else by_file.get(k["file"]) or by_file.get(Path(k["file"]).name))
+    return find
+
+
+def _judges(root: Path, labs: list[Label], n_resamples: int, rng_seed: int) -> list[dict[str, Any]]:
+    """Agreement of each VQA judge of a run with the labels' prompt_following / questions (agree_vqa.py)."""
+    from .runfolder import RunFolder
+    from .scoring import load_scores
+
+    vlabs = [lab for lab in labs if has_vqa_labels(lab.raw)]
+    if not vlabs:
+        return []
+    df = load_scores(root)
+    if df.empty or not (df["scorer"] == "vqa").any():
+        raise EvalsuiteError(f"{root}: labels carry prompt_following/questions but the run has no vqa scores yet "
+                             f"(run `evalsuite score {root} --scorers vqa` first)")
+    find = _record_finder(RunFolder(root))
+    matched = [(lab, rec) for lab in vlabs if (rec := find(lab.key)) is not None]
+    return judge_agreement(root, df, matched, n_resamples, rng_seed)
 
 
 def _folder_scores(folder: Path, labels: list[Label], ocr, progress: bool) -> tuple[dict[str, str], dict[str, dict[int, Scored]], list[int]]:
@@ -256,7 +292,11 @@ def agree(run_dir: str | Path, labels: str | Path, *, ocr: str | Sequence[str] |
         if ocr is not None:
             raise EvalsuiteError("--ocr applies to a folder of images; a run folder is compared on its stored scores "
                                  f"(score it with `evalsuite score {root} --ocr ...` first)")
-        models, scored, unmatched = _run_scores(root, labs)
+        text_labs = [lab for lab in labs if lab.has_text_label]
+        models, scored, unmatched = _run_scores(root, text_labs) if text_labs else ({}, {}, [])
+    elif any(has_vqa_labels(lab.raw) for lab in labs):
+        raise EvalsuiteError(f"{root}: prompt_following/questions labels are compared on a run folder scored with "
+                             "--scorers vqa, not on a plain folder of images")
     else:
         models, scored, unmatched = _folder_scores(root, labs, ocr, progress)
     by_line = {lab.line: lab for lab in labs}
@@ -295,6 +335,7 @@ def agree(run_dir: str | Path, labels: str | Path, *, ocr: str | Sequence[str] |
                                       "kind": "false positive" if pp else "false negative"})
         result["scorers"].append({"scorer_id": sid, "model": model, **summary, "no_target_text": len(no_target),
                                   "missing": len(missing), "disagreements": disagreements})
+    result["judges"] = _judges(root, labs, n_resamples, rng_seed) if is_run else []
     dest = Path(out) if out else (root / "agreement" if is_run else Path("agreement"))
     dest.mkdir(parents=True, exist_ok=True)
     result["files"] = {"json": str(dest / "agreement.json"), "html": str(dest / "agreement.html")}
@@ -324,6 +365,7 @@ def format_agreement(result: dict[str, Any]) -> str:
         lines.append(f"labels matching no image: {len(result['unmatched_label_lines'])} (lines "
                      f"{', '.join(map(str, result['unmatched_label_lines'][:10]))})")
     lines.append("prediction: lenient text_exact; human: label, else verdict correct -> 1, other verdicts -> 0")
+    lines += format_judges(result.get("judges", []))
     return "\n".join(lines)
 
 
@@ -380,5 +422,6 @@ def render_html(result: dict[str, Any]) -> str:
                          f"<td><pre>{esc(d['ocr_reading'] or '')}</pre></td>"
                          f"<td><pre>{esc(d['human_reading'] or '')}</pre></td></tr>")
         parts.append("</table>")
+    parts.append(judges_html(result.get("judges", [])))
     parts.append("</body></html>")
     return "\n".join(parts)
