@@ -8,6 +8,7 @@ Per item, with P(yes) normalised over yes/no (judges/base.py):
                           DPG-Bench: a question whose parent is answered "no" scores 0; metrics/questions.py)
     prompt_following_vqa  1 when every question scores 1 (the per-image "prompt followed" judgement)
     question_acc/<cat>    share of the questions of category <cat> scoring 1
+    judge_text_answers    share of the item's answers parsed from text (an endpoint without log-probabilities)
 
 The question metrics exist only for prompts with questions (no row otherwise, as text metrics need target
 text). A question the judge answered neither yes nor no makes the question metrics missing with that reason.
@@ -45,7 +46,9 @@ def item_result(prompt, answers: Sequence, judge_record: dict[str, Any]):
     if failed:
         return f"judge: {failed[0].note}"
     head, rest = answers[0], list(answers[1:])
-    values: dict[tuple[str, str], float] = {("vqa_score", ""): float("nan") if head.p_yes is None else head.p_yes}
+    values: dict[tuple[str, str], float] = {("vqa_score", ""): float("nan") if head.p_yes is None else head.p_yes,
+                                            ("judge_text_answers", ""): sum(a.source == "text" for a in answers)
+                                            / len(answers)}
     details: dict[str, Any] = {"judge": judge_record, "vqa": {"question": vqa_question(prompt.prompt), **head.record()}}
     reasons = [f"the judge gave no yes/no to the prompt question ({head.note})"] if head.p_yes is None else []
     qs = list(prompt.questions)
@@ -104,7 +107,7 @@ class VqaScorer(Scorer):
         return {"prompt": prompt.prompt, "questions": [q.model_dump() for q in prompt.questions]}
 
     def metrics_for(self, prompt) -> list[tuple[str, str]]:
-        out = [("vqa_score", "")]
+        out = [("vqa_score", ""), ("judge_text_answers", "")]
         if prompt.questions:
             out += [("question_score", ""), ("prompt_following_vqa", "")]
             out += [("question_acc", c) for c in dict.fromkeys(q.category for q in prompt.questions)]
