@@ -321,3 +321,42 @@ def test_compare_gates_question_score_like_any_rate(endpoint, tmp_path):
     assert gated["verdict"]["exit_code"] == 1
     plain = compare(base, cand, metrics="question_score").to_json()
     assert not plain["pairs"][0]["metrics"]["question_score"]["gated"]
+
+
+# ---- done when: the question columns of the tables and the gallery are filled ----
+
+def test_run_flux_tiny_and_reference_with_the_tiny_judge_fills_tables_and_gallery(tiny_vlm_dir, tmp_path):
+    import pandas as pd
+
+    (tmp_path / "p.yaml").write_text("""
+prompts:
+  - id: neon
+    prompt: 'A neon sign that says "OPEN"'
+    category: text
+    target_text: ["OPEN"]
+    questions:
+      - {id: "1", text: "Is there a neon sign?", category: entity}
+      - {id: "2", text: 'Does the sign say "OPEN"?', category: text, depends_on: ["1"]}
+  - id: cube
+    prompt: "A red cube"
+    category: compositional
+    questions:
+      - {id: "1", text: "Is there a cube?", category: entity}
+      - {id: "2", text: "Is the cube red?", category: attribute, depends_on: ["1"]}
+""")
+    run = tmp_path / "run"
+    r = run_cli("run", "--backends", "flux-tiny,reference", "--prompts", tmp_path / "p.yaml", "--seeds", "0",
+                "--scorers", "ocr,vqa", "--judge", f"hf:path={tiny_vlm_dir}", "--run-dir", run, "--no-progress")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "VQA judge local:" in r.stdout and "every question yes" in r.stdout
+    vqa = pd.read_csv(run / "report" / "tables" / "vqa.csv")
+    assert list(vqa.backend) == ["flux-tiny", "reference"]
+    for col in ("VQAScore", "questions yes", "every question yes", "question accuracy, entity (%)",
+                "question accuracy, attribute (%)", "question accuracy, text (%)"):
+        assert col in vqa.columns
+    assert vqa.loc[0, "question accuracy, attribute (%)"].endswith("]")      # a value with its interval
+    assert vqa.loc[1, "question accuracy, attribute (%)"] == "-"            # reference skips the cube prompt
+    page = (run / "report" / "report.html").read_text()
+    assert "Prompt following judged by a VLM" in page
+    assert page.count('class="small qs"') == 3                             # flux-tiny x 2 prompts + reference x 1
+    assert "Is the cube red?" in page and "p=0." in page

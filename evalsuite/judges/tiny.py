@@ -35,7 +35,7 @@ CHAT_TEMPLATE = (
 )
 
 
-def _tokenizer():
+def tokenizer():
     """A word-level tokenizer trained in code with the Qwen2.5-VL special tokens."""
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
@@ -73,11 +73,13 @@ def tiny_config(vocab_size: int, tok):
         tie_word_embeddings=True)
 
 
-def full_size_config():
-    """The architecture of Qwen/Qwen2.5-VL-7B-Instruct (its config.json's sizes), for a random-weight judge of
-    the default's size: no download."""
+def full_size_config(tok):
+    """The architecture of Qwen/Qwen2.5-VL-7B-Instruct (its config.json's sizes: 28 layers of width 3584, a
+    32-block vision tower, vocabulary 152064), for a random-weight judge of the default's size without a
+    download; the special tokens are those of `tok` (the tokenizer trained in code)."""
     from transformers import Qwen2_5_VLConfig
 
+    ids = {t: tok.convert_tokens_to_ids(t) for t in _SPECIALS}
     return Qwen2_5_VLConfig(
         text_config=dict(vocab_size=152064, hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
                          num_attention_heads=28, num_key_value_heads=4, max_position_embeddings=128000,
@@ -86,7 +88,8 @@ def full_size_config():
         vision_config=dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, out_hidden_size=3584,
                            patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=112,
                            fullatt_block_indexes=[7, 15, 23, 31]),
-        image_token_id=151655, video_token_id=151656, vision_start_token_id=151652, vision_end_token_id=151653,
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
         tie_word_embeddings=False)
 
 
@@ -94,7 +97,7 @@ def build_processor(tok=None, max_pixels: int = 56 * 56 * 4):
     """Qwen2.5-VL's processor (its image processor with small max_pixels) around the given tokenizer."""
     from transformers import Qwen2_5_VLProcessor, Qwen2VLImageProcessor, Qwen2VLVideoProcessor
 
-    tok = tok or _tokenizer()
+    tok = tok or tokenizer()
     image_processor = Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=max_pixels, patch_size=14,
                                             merge_size=2, temporal_patch_size=2)
     return Qwen2_5_VLProcessor(image_processor=image_processor, tokenizer=tok, video_processor=Qwen2VLVideoProcessor(),
@@ -107,7 +110,7 @@ def build_tiny_vlm(seed: int = 0):
     from transformers import Qwen2_5_VLForConditionalGeneration
 
     torch.manual_seed(seed)
-    tok = _tokenizer()
+    tok = tokenizer()
     model = Qwen2_5_VLForConditionalGeneration(tiny_config(len(tok), tok)).eval()
     return model, build_processor(tok)
 
