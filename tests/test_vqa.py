@@ -354,7 +354,10 @@ prompts:
     for col in ("VQAScore", "questions yes", "every question yes", "question accuracy, entity (%)",
                 "question accuracy, attribute (%)", "question accuracy, text (%)"):
         assert col in vqa.columns
-    assert vqa.loc[0, "question accuracy, attribute (%)"].endswith("]")      # a value with its interval
+    import re
+
+    assert re.fullmatch(r"\d+% \[\d+, \d+\]", vqa.loc[0, "question accuracy, attribute (%)"])  # value + interval
+    assert vqa.loc[0, "scored/planned"] == "2/2"            # (1 of 1 prompt with an attribute question: no gap)
     assert vqa.loc[1, "question accuracy, attribute (%)"] == "-"            # reference skips the cube prompt
     page = (run / "report" / "report.html").read_text()
     assert "Prompt following judged by a VLM" in page

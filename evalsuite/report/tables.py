@@ -124,13 +124,16 @@ def primary_rows(agg, choice: dict[tuple[str, str], str]):
     return agg[keep].reset_index(drop=True)
 
 
-def metric_applies(metric: str, prompt) -> bool:
+def metric_applies(metric: str, prompt, variant: str = "") -> bool:
     """Whether a metric applies to a prompt's items (metrics/registry.py `needs`: text metrics need target text,
-    prompt following needs hard negatives; the others apply to every item)."""
+    prompt following needs hard negatives, question metrics questions (a per-category one a question of that
+    category); the others apply to every item)."""
     if prompt is None:
         return False
-    needs = R.info(metric).needs
-    return bool(getattr(prompt, needs)) if needs else True
+    info = R.info(metric)
+    if info.needs == "questions" and info.variant_title and variant:
+        return any(q.category == variant for q in prompt.questions)
+    return bool(getattr(prompt, info.needs)) if info.needs else True
 
 
 def add_coverage(agg, records, prompts: dict, by: Sequence[str] = ("backend",)):
@@ -143,12 +146,12 @@ def add_coverage(agg, records, prompts: dict, by: Sequence[str] = ("backend",)):
     counts: dict[tuple, tuple[int, int]] = {}
     if rec is not None:
         rec["category"] = [getattr(prompts.get(p), "category", None) for p in rec["prompt_id"]]
-        for metric in set(out["metric"]):
-            ok = rec[[metric_applies(metric, prompts.get(p)) for p in rec["prompt_id"]]]
+        for metric, variant in set(zip(out["metric"], out["variant"])):
+            ok = rec[[metric_applies(metric, prompts.get(p), variant) for p in rec["prompt_id"]]]
             for key, g in ok.groupby(list(by), sort=False):
                 key = key if isinstance(key, tuple) else (key,)
-                counts[(metric,) + key] = (len(g), g["prompt_id"].nunique())
-    planned = [counts.get((r["metric"],) + tuple(r[c] for c in by), (0, 0)) for _, r in out.iterrows()]
+                counts[(metric, variant) + key] = (len(g), g["prompt_id"].nunique())
+    planned = [counts.get((r["metric"], r["variant"]) + tuple(r[c] for c in by), (0, 0)) for _, r in out.iterrows()]
     out["n_planned"] = [p[0] for p in planned]
     out["n_planned_prompts"] = [p[1] for p in planned]
     out["coverage"] = [f"{int(n)}/{p[0]}" for n, p in zip(out["n_items"], planned)]
