@@ -72,6 +72,26 @@ def _bad(path: Path, line: int, fld: str, why: str) -> EvalsuiteError:
     return EvalsuiteError(f"{path}: line {line}: field '{fld}': {why}")
 
 
+def _label_key(path: Path, n: int, d: dict[str, Any]) -> dict[str, Any]:
+    """What a label line names: an item (backend, prompt_id, seed), an image hash or an image file."""
+    if all(k in d for k in ("backend", "prompt_id", "seed")):
+        if d["seed"] is not None and (isinstance(d["seed"], bool) or not isinstance(d["seed"], int)):
+            raise _bad(path, n, "seed", f"expected an integer or null, got {d['seed']!r}")
+        return {"backend": str(d["backend"]), "prompt_id": str(d["prompt_id"]), "seed": d["seed"]}
+    if d.get("image_sha256") or d.get("sha256"):
+        f = "image_sha256" if d.get("image_sha256") else "sha256"
+        v = d[f]
+        if not isinstance(v, str) or len(v) != 64 or any(c not in "0123456789abcdef" for c in v.lower()):
+            raise _bad(path, n, f, "expected 64 hex digits")
+        return {"sha256": v.lower()}
+    if d.get("image") or d.get("file"):
+        f = "image" if d.get("image") else "file"
+        if not isinstance(d[f], str):
+            raise _bad(path, n, f, "expected a path")
+        return {"file": d[f]}
+    raise EvalsuiteError(f"{path}: line {n}: no key: give backend+prompt_id+seed, image_sha256 or image")
+
+
 def read_labels(path: str | Path) -> list[Label]:
     """Parse a labels file (see the module docstring); a bad line is a one-line error naming it."""
     path = Path(path)
@@ -91,24 +111,7 @@ def read_labels(path: str | Path) -> list[Label]:
             raise EvalsuiteError(f"{path}: line {n}: not JSON ({e.msg} at column {e.colno})") from None
         if not isinstance(d, dict):
             raise EvalsuiteError(f"{path}: line {n}: expected a JSON object")
-        key: dict[str, Any] = {}
-        if all(k in d for k in ("backend", "prompt_id", "seed")):
-            if d["seed"] is not None and (isinstance(d["seed"], bool) or not isinstance(d["seed"], int)):
-                raise _bad(path, n, "seed", f"expected an integer or null, got {d['seed']!r}")
-            key = {"backend": str(d["backend"]), "prompt_id": str(d["prompt_id"]), "seed": d["seed"]}
-        elif d.get("image_sha256") or d.get("sha256"):
-            f = "image_sha256" if d.get("image_sha256") else "sha256"
-            v = d[f]
-            if not isinstance(v, str) or len(v) != 64 or any(c not in "0123456789abcdef" for c in v.lower()):
-                raise _bad(path, n, f, "expected 64 hex digits")
-            key = {"sha256": v.lower()}
-        elif d.get("image") or d.get("file"):
-            f = "image" if d.get("image") else "file"
-            if not isinstance(d[f], str):
-                raise _bad(path, n, f, "expected a path")
-            key = {"file": d[f]}
-        else:
-            raise EvalsuiteError(f"{path}: line {n}: no key: give backend+prompt_id+seed, image_sha256 or image")
+        key = _label_key(path, n, d)
         verdict = d.get("verdict", d.get("verdict_human"))
         vf = "verdict" if "verdict" in d else "verdict_human"
         if verdict is not None and verdict not in VERDICTS:
@@ -305,36 +308,7 @@ def agree(run_dir: str | Path, labels: str | Path, *, ocr: str | Sequence[str] |
                               "label_mapping": "label, else verdict: correct -> 1; minor-errors, garbled, no-text -> 0",
                               "n_resamples": n_resamples, "rng_seed": rng_seed, "scorers": []}
     for sid, model in models.items():
-        rows = scored[sid]
-        no_target = [ln for ln, s in rows.items() if not s.has_target]
-        missing = [ln for ln, s in rows.items() if s.has_target and math.isnan(s.exact)]
-        use = [ln for ln, s in rows.items() if s.has_target and not math.isnan(s.exact)]
-        binary = [ln for ln in use if by_line[ln].label is not None]
-        h = [by_line[ln].label for ln in binary]
-        p = [int(rows[ln].exact == 1.0) for ln in binary]
-        rated = [ln for ln in use if by_line[ln].rating is not None and not math.isnan(rows[ln].similarity)]
-        summary = agreement_summary(h, p, n_resamples=n_resamples, rng_seed=rng_seed) if binary else {
-            "n": 0, "accuracy": None, "kappa": None, "false_positives": 0, "false_negatives": 0}
-        if len(rated) >= 2:
-            from .metrics.agreement import bootstrap_agreement, spearman
-
-            summary["spearman"] = bootstrap_agreement(spearman, [rows[ln].similarity for ln in rated],
-                                                      [by_line[ln].rating for ln in rated],
-                                                      n_resamples=n_resamples, rng_seed=rng_seed).as_dict()
-        else:
-            summary["spearman"] = None
-        summary["n_rated"] = len(rated)
-        disagreements = []
-        for ln, hh, pp in zip(binary, h, p):
-            if hh != pp:
-                lab, s = by_line[ln], rows[ln]
-                disagreements.append({"line": ln, "item": s.item, "image": str(s.image) if s.image else None,
-                                      "targets": s.targets,
-                                      "human": lab.verdict or str(lab.label), "human_reading": lab.reading,
-                                      "predicted_exact": pp, "similarity": s.similarity, "ocr_reading": s.ocr_text,
-                                      "kind": "false positive" if pp else "false negative"})
-        result["scorers"].append({"scorer_id": sid, "model": model, **summary, "no_target_text": len(no_target),
-                                  "missing": len(missing), "disagreements": disagreements})
+        result["scorers"].append(_scorer_summary(sid, model, scored[sid], by_line, n_resamples, rng_seed))
     result["judges"] = _judges(root, labs, n_resamples, rng_seed) if is_run else []
     dest = Path(out) if out else (root / "agreement" if is_run else Path("agreement"))
     dest.mkdir(parents=True, exist_ok=True)
@@ -342,6 +316,40 @@ def agree(run_dir: str | Path, labels: str | Path, *, ocr: str | Sequence[str] |
     atomic_write_json(dest / "agreement.json", result)
     atomic_write_text(dest / "agreement.html", render_html(result))
     return result
+
+
+def _scorer_summary(sid: str, model: str, rows: dict[int, Scored], by_line: dict[int, Label], n_resamples: int,
+                    rng_seed: int) -> dict[str, Any]:
+    """One OCR scorer identity's agreement with the text labels: accuracy, kappa, Spearman, disagreements."""
+    no_target = [ln for ln, s in rows.items() if not s.has_target]
+    missing = [ln for ln, s in rows.items() if s.has_target and math.isnan(s.exact)]
+    use = [ln for ln, s in rows.items() if s.has_target and not math.isnan(s.exact)]
+    binary = [ln for ln in use if by_line[ln].label is not None]
+    h = [by_line[ln].label for ln in binary]
+    p = [int(rows[ln].exact == 1.0) for ln in binary]
+    rated = [ln for ln in use if by_line[ln].rating is not None and not math.isnan(rows[ln].similarity)]
+    summary = agreement_summary(h, p, n_resamples=n_resamples, rng_seed=rng_seed) if binary else {
+        "n": 0, "accuracy": None, "kappa": None, "false_positives": 0, "false_negatives": 0}
+    if len(rated) >= 2:
+        from .metrics.agreement import bootstrap_agreement, spearman
+
+        summary["spearman"] = bootstrap_agreement(spearman, [rows[ln].similarity for ln in rated],
+                                                  [by_line[ln].rating for ln in rated],
+                                                  n_resamples=n_resamples, rng_seed=rng_seed).as_dict()
+    else:
+        summary["spearman"] = None
+    summary["n_rated"] = len(rated)
+    disagreements = []
+    for ln, hh, pp in zip(binary, h, p):
+        if hh != pp:
+            lab, s = by_line[ln], rows[ln]
+            disagreements.append({"line": ln, "item": s.item, "image": str(s.image) if s.image else None,
+                                  "targets": s.targets,
+                                  "human": lab.verdict or str(lab.label), "human_reading": lab.reading,
+                                  "predicted_exact": pp, "similarity": s.similarity, "ocr_reading": s.ocr_text,
+                                  "kind": "false positive" if pp else "false negative"})
+    return {"scorer_id": sid, "model": model, **summary, "no_target_text": len(no_target),
+            "missing": len(missing), "disagreements": disagreements}
 
 
 def _ci(e: dict | None, digits: int = 2) -> str:

@@ -278,7 +278,9 @@ def test_negation_blind_spot_shows_in_category_accuracy_and_agree(dummy_run, end
         lines.append({"backend": "dummy", "prompt_id": "cube", "seed": seed, "prompt_following": 0,
                       "questions": {"1": "yes", "2": "no", "3": "yes", "4": "yes"}})
     labels.write_text("\n".join(json.dumps(x) for x in lines))
-    res = evalsuite.agree(run, labels, progress=False)
+    from evalsuite.agree import agree
+
+    res = agree(run, labels, progress=False)
     j = res["judges"][0]
     assert j["questions"]["n"] == 12 and j["questions"]["accuracy"]["value"] == pytest.approx(10 / 12)
     assert j["by_category"]["negation"]["accuracy"] == 0.0 and j["by_category"]["negation"]["n"] == 2
