@@ -365,3 +365,16 @@ prompts:
     assert "Prompt following judged by a VLM" in page
     assert page.count('class="small qs"') == 3                             # flux-tiny x 2 prompts + reference x 1
     assert "Is the cube red?" in page and "p=0." in page
+
+
+def test_an_endpoint_that_echoes_the_key_never_puts_it_on_disk(dummy_run, endpoint, tmp_path):
+    fake, spec = endpoint
+    fake.echo, fake.echo_pad = 401, 30          # every answer repeats the request's headers, Authorization included
+    run = _copy(dummy_run, tmp_path)
+    res = evalsuite.score(run, scorers="vqa", judge=spec, progress=False, log=lambda m: None)
+    assert "errors 6" in res.summary()
+    rows = _vqa(load_scores(run), "vqa_score")
+    assert rows.value.isna().all() and rows.missing_reason.str.contains("401").all()
+    for f in run.rglob("*"):
+        if f.is_file():
+            assert fake.secret.encode() not in f.read_bytes(), f

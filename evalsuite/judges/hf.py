@@ -48,9 +48,9 @@ class HfJudge(Judge):
         self.spec = spec
         self.opts = take_judge_options(spec, SCHEMA, DEFAULTS)
         self.batch = self.opts["batch"]
-        path = self.opts["path"]
+        path = self.opts["path"] or (spec.ref if spec.ref and Path(spec.ref).expanduser().is_dir() else None)
         self.folder = Path(path).expanduser() if path else None
-        self._model_id = spec.ref or (f"local:{folder_hash(self.folder)}" if self.folder else "")
+        self._model_id = f"local:{folder_hash(self.folder)}" if self.folder else spec.ref
         self.loaded: tuple[Any, Any] | None = None
         self.resolved: dict[str, Any] = {}
 

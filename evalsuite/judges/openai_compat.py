@@ -87,6 +87,7 @@ class OpenAIJudge(Judge):
         key = os.environ.get(name) if name else None
         if self.opts["key_env"] and not key:
             raise JudgeUnavailable(f"judge openai: the environment variable {self.opts['key_env']} is not set")
+        self._secret = key
         self.client = openai.OpenAI(base_url=self.base_url, api_key=key or "EMPTY", max_retries=0,
                                     timeout=self.opts["timeout"])
         self.policy = remote.RetryPolicy(attempts=self.opts["retries"] + 1, base=self.opts["retry_base"])
@@ -112,7 +113,8 @@ class OpenAIJudge(Judge):
                 model=self.opts["model"], messages=messages, max_tokens=1, temperature=0, logprobs=True,
                 top_logprobs=TOP_LOGPROBS), self.policy, classify, "judge", None)
         except remote.RemoteFailure as e:   # this item fails (not cached: a rerun asks again); the others go on
-            return Answer(None, None, "error", e.message)
+            msg = e.message.replace(self._secret, "[redacted]") if self._secret else e.message
+            return Answer(None, None, "error", msg)
         return read_choice(resp)
 
 
