@@ -1,6 +1,7 @@
 """One GPU check of a few minutes: CUDA bf16 generation, model/sequential offload, VAE tiling, bitsandbytes nf4 and
-torchao int8 on flux-tiny and on a larger random-weight FLUX transformer (real step times, peak VRAM), and
-EasyOCR on the GPU. Every section runs on its own (try/except) and the summary says what failed and why.
+torchao int8 on flux-tiny and on a larger random-weight FLUX transformer (real step times, peak VRAM),
+EasyOCR on the GPU, and the vqa scorer's default judge at full size (Qwen2.5-VL-7B-Instruct's architecture with
+random weights in bf16: images/s, questions/s and peak VRAM through the judge's own batched code path). Every section runs on its own (try/except) and the summary says what failed and why.
 
     python bench/gpu_check.py                # on a CUDA machine (bench/gpu_check.sh wraps it)
     python bench/gpu_check.py --cpu-dry      # everything that does not need CUDA, on tiny sizes (tested)
@@ -113,6 +114,50 @@ def step_time(model, cfg, device: str, dtype, image_tokens: int, text_tokens: in
     return (time.perf_counter() - t) / steps
 
 
+def judge_check(dry: bool, device: str, n_images: int = 8, size: int = 1024) -> str:
+    """Images/s, questions/s of the default judge's architecture with random weights (no download), batched as
+    the hf judge does (5 questions an image). --cpu-dry: the miniature config, 2 small images, on the CPU."""
+    import torch
+    from PIL import Image
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    from evalsuite.judges import JudgeSpec
+    from evalsuite.judges.base import NO_SPELLINGS, YES_SPELLINGS, atomic_question, vqa_question
+    from evalsuite.judges.hf import HfJudge, single_token_ids
+    from evalsuite.judges.tiny import build_processor, full_size_config, tiny_config, tokenizer
+
+    tok = tokenizer()
+    cfg = tiny_config(len(tok), tok) if dry else full_size_config(tok)
+    dtype = torch.float32 if dry else torch.bfloat16
+    n_images, size = (2, 64) if dry else (n_images, size)
+    t = time.perf_counter()
+    with torch.device(device):
+        model = Qwen2_5_VLForConditionalGeneration._from_config(cfg, dtype=dtype).eval()
+    build = time.perf_counter() - t
+    processor = build_processor(tok, max_pixels=56 * 56 * 4 if dry else 12845056)   # Qwen2.5-VL's own max_pixels
+    judge = HfJudge(JudgeSpec("hf:random-full-size", "hf", "random-full-size", {"batch": "8", "device": device}))
+    judge.loaded = (model, processor)
+    judge.resolved = {"yes_ids": single_token_ids(tok, YES_SPELLINGS), "no_ids": single_token_ids(tok, NO_SPELLINGS),
+                      "input_device": device}
+    qs = [vqa_question("a red cube to the left of a blue sphere")] + [atomic_question(q) for q in (
+        "Is there a cube?", "Is the cube red?", "Is there a sphere?", "Is the cube to the left of the sphere?")]
+    images = [Image.new("RGB", (size, size), (20 * i, 90, 160)) for i in range(n_images)]
+    pairs_i = [im for im in images for _ in qs]
+    pairs_q = [q for _ in images for q in qs]
+    judge.answer(pairs_i[:8], pairs_q[:8])            # warm-up
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    answers = judge.answer(pairs_i, pairs_q)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    secs = time.perf_counter() - t
+    assert all(a.p_yes is not None for a in answers)
+    n = sum(p.numel() for p in model.parameters())
+    return (f"{n / 1e9:.2f} B params built in {build:.1f} s; {n_images} images {size}px x {len(qs)} questions, batch 8: "
+            f"{n_images / secs:.2f} images/s, {len(pairs_q) / secs:.1f} questions/s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cpu-dry", action="store_true", help="no CUDA sections; tiny sizes (a test of this script)")
@@ -221,8 +266,14 @@ def main() -> None:
         return (f"device {reader.device}, load {load:.1f} s, {per:.2f} s/img, read "
                 f"{' '.join(b.text for b in boxes)[:40]!r} (target {rec.prompt_id})")
 
+    @section("VQA judge: full-size random-weight Qwen2.5-VL-7B architecture, bf16" if not dry else
+             "VQA judge: miniature random-weight Qwen2.5-VL (CPU)", False, dry)
+    def s_judge():
+        return judge_check(dry, dev)
+
     skip = [w.strip().lower() for w in a.skip.split(",") if w.strip()]
-    for fn in (s_bf16, s_default, s_off_model, s_off_seq, s_tiling, s_nf4, s_ao, s_big, s_big_ao, s_big_nf4, s_ocr):
+    for fn in (s_bf16, s_default, s_off_model, s_off_seq, s_tiling, s_nf4, s_ao, s_big, s_big_ao, s_big_nf4, s_ocr,
+               s_judge):
         if any(w in fn.section_name.lower() for w in skip):
             ROWS.append({"section": fn.section_name, "status": "skipped", "note": "--skip"})
         else:

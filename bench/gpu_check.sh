@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# One GPU check run of a few minutes (see bench/gpu_check.py). Usage: bench/gpu_check.sh [OUT_DIR]
+# One GPU check run of a few minutes (see bench/gpu_check.py: FLUX sections, EasyOCR, and the VQA judge at full
+# size: images/s, questions/s and peak VRAM of a random-weight Qwen2.5-VL-7B-architecture judge). Usage: bench/gpu_check.sh [OUT_DIR]
 # Prints a summary table; writes OUT_DIR/gpu_check.json and gpu_check.log (default OUT_DIR: ${OUT:-.}).
 set -uo pipefail
 cd "$(dirname "$0")/.."

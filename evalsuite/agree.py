@@ -9,6 +9,9 @@ and carrying at least one of
     label                                 0/1 (or true/false): every requested string present and right
     rating                                a number, higher = better text
 optional: reading (or legible_text_human), the text the person read, shown on the page.
+VQA judges (a run scored with --scorers vqa): `prompt_following` (0/1, the image follows the whole prompt) and
+`questions` ({question id: yes|no}) on a line are compared with each judge (agree_vqa.py); such a line needs no
+text label.
 Binary label: `label` when given, else the verdict (correct -> 1; minor-errors, garbled, no-text -> 0).
 The rating for Spearman: `rating` when given, else the verdict's rank (correct 3, minor-errors 2,
 garbled 1, no-text 0), else the 0/1 label.
@@ -41,6 +44,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .errors import EvalsuiteError
+from .agree_vqa import format_judges, has_vqa_labels, judge_agreement, judges_html, vqa_labels
 from .metrics.agreement import VERDICT_LABEL, VERDICTS, agreement_summary
 from .metrics.stats import N_RESAMPLES, RNG_SEED
 from .runfolder import atomic_write_json, atomic_write_text
@@ -57,10 +61,35 @@ class Label:
     verdict: str | None
     reading: str | None
     raw: dict[str, Any] = field(default_factory=dict)
+    vqa: tuple[int | None, dict[str, int]] = (None, {})   # (prompt_following, {question id: 0/1}): agree_vqa.py
+
+    @property
+    def has_text_label(self) -> bool:
+        return self.label is not None or self.rating is not None
 
 
 def _bad(path: Path, line: int, fld: str, why: str) -> EvalsuiteError:
     return EvalsuiteError(f"{path}: line {line}: field '{fld}': {why}")
+
+
+def _label_key(path: Path, n: int, d: dict[str, Any]) -> dict[str, Any]:
+    """What a label line names: an item (backend, prompt_id, seed), an image hash or an image file."""
+    if all(k in d for k in ("backend", "prompt_id", "seed")):
+        if d["seed"] is not None and (isinstance(d["seed"], bool) or not isinstance(d["seed"], int)):
+            raise _bad(path, n, "seed", f"expected an integer or null, got {d['seed']!r}")
+        return {"backend": str(d["backend"]), "prompt_id": str(d["prompt_id"]), "seed": d["seed"]}
+    if d.get("image_sha256") or d.get("sha256"):
+        f = "image_sha256" if d.get("image_sha256") else "sha256"
+        v = d[f]
+        if not isinstance(v, str) or len(v) != 64 or any(c not in "0123456789abcdef" for c in v.lower()):
+            raise _bad(path, n, f, "expected 64 hex digits")
+        return {"sha256": v.lower()}
+    if d.get("image") or d.get("file"):
+        f = "image" if d.get("image") else "file"
+        if not isinstance(d[f], str):
+            raise _bad(path, n, f, "expected a path")
+        return {"file": d[f]}
+    raise EvalsuiteError(f"{path}: line {n}: no key: give backend+prompt_id+seed, image_sha256 or image")
 
 
 def read_labels(path: str | Path) -> list[Label]:
@@ -82,24 +111,7 @@ def read_labels(path: str | Path) -> list[Label]:
             raise EvalsuiteError(f"{path}: line {n}: not JSON ({e.msg} at column {e.colno})") from None
         if not isinstance(d, dict):
             raise EvalsuiteError(f"{path}: line {n}: expected a JSON object")
-        key: dict[str, Any] = {}
-        if all(k in d for k in ("backend", "prompt_id", "seed")):
-            if d["seed"] is not None and (isinstance(d["seed"], bool) or not isinstance(d["seed"], int)):
-                raise _bad(path, n, "seed", f"expected an integer or null, got {d['seed']!r}")
-            key = {"backend": str(d["backend"]), "prompt_id": str(d["prompt_id"]), "seed": d["seed"]}
-        elif d.get("image_sha256") or d.get("sha256"):
-            f = "image_sha256" if d.get("image_sha256") else "sha256"
-            v = d[f]
-            if not isinstance(v, str) or len(v) != 64 or any(c not in "0123456789abcdef" for c in v.lower()):
-                raise _bad(path, n, f, "expected 64 hex digits")
-            key = {"sha256": v.lower()}
-        elif d.get("image") or d.get("file"):
-            f = "image" if d.get("image") else "file"
-            if not isinstance(d[f], str):
-                raise _bad(path, n, f, "expected a path")
-            key = {"file": d[f]}
-        else:
-            raise EvalsuiteError(f"{path}: line {n}: no key: give backend+prompt_id+seed, image_sha256 or image")
+        key = _label_key(path, n, d)
         verdict = d.get("verdict", d.get("verdict_human"))
         vf = "verdict" if "verdict" in d else "verdict_human"
         if verdict is not None and verdict not in VERDICTS:
@@ -122,10 +134,12 @@ def read_labels(path: str | Path) -> list[Label]:
             rating = float(VERDICT_RANK[verdict])
         elif label is not None:
             rating = float(label)
-        if label is None and rating is None:
-            raise EvalsuiteError(f"{path}: line {n}: no label: give verdict, label (0/1) or rating")
+        vqa = vqa_labels(d, f"{path}: line {n}")
+        if label is None and rating is None and not has_vqa_labels(d):
+            raise EvalsuiteError(f"{path}: line {n}: no label: give verdict, label (0/1), rating, prompt_following "
+                                 "or questions")
         reading = d.get("reading", d.get("legible_text_human"))
-        out.append(Label(n, key, label, rating, verdict, reading if isinstance(reading, str) else None, d))
+        out.append(Label(n, key, label, rating, verdict, reading if isinstance(reading, str) else None, d, vqa))
     if not out:
         raise EvalsuiteError(f"{path}: no labels")
     return out
@@ -151,14 +165,7 @@ def _run_scores(root: Path, labels: list[Label]) -> tuple[dict[str, str], dict[s
 
     rf = RunFolder(root)
     prompts = rf.prompts()
-    records = [rec for _, rec in rf.records() if rec is not None and rec.status == "ok" and rec.image_sha256]
-    by_item = {(r.backend, r.prompt_id, r.seed): r for r in records}
-    by_sha: dict[str, Any] = {}
-    by_file: dict[str, Any] = {}
-    for r in records:
-        by_sha.setdefault(r.image_sha256, r)
-        by_file.setdefault(r.image, r)
-        by_file.setdefault(Path(r.image).name, r)
+    find = _record_finder(rf)
     df = load_scores(root)
     if df.empty or not (df["scorer"] == "ocr").any():
         raise EvalsuiteError(f"{root}: no OCR scores yet (run `evalsuite score {root}` first)")
@@ -169,9 +176,7 @@ def _run_scores(root: Path, labels: list[Label]) -> tuple[dict[str, str], dict[s
     out: dict[str, dict[int, Scored]] = {sid: {} for sid in models}
     unmatched = []
     for lab in labels:
-        k = lab.key
-        rec = (by_item.get((k["backend"], k["prompt_id"], k["seed"])) if "backend" in k else
-               by_sha.get(k["sha256"]) if "sha256" in k else by_file.get(k["file"]) or by_file.get(Path(k["file"]).name))
+        rec = find(lab.key)
         if rec is None:
             unmatched.append(lab.line)
             continue
@@ -192,6 +197,40 @@ def _run_scores(root: Path, labels: list[Label]) -> tuple[dict[str, str], dict[s
                 item=f"{rec.backend}/{rec.prompt_id}/s{rec.seed}",
                 targets=list(prompts[rec.prompt_id].target_text) if rec.prompt_id in prompts else [])
     return models, out, unmatched
+
+
+def _record_finder(rf):
+    """A function from a label's key to the run's finished item record it names (None when none)."""
+    records = [rec for _, rec in rf.records() if rec is not None and rec.status == "ok" and rec.image_sha256]
+    by_item = {(r.backend, r.prompt_id, r.seed): r for r in records}
+    by_sha: dict[str, Any] = {}
+    by_file: dict[str, Any] = {}
+    for r in records:
+        by_sha.setdefault(r.image_sha256, r)
+        by_file.setdefault(r.image, r)
+        by_file.setdefault(Path(r.image).name, r)
+
+    def find(k):
+        return (by_item.get((k["backend"], k["prompt_id"], k["seed"])) if "backend" in k else
+                by_sha.get(k["sha256"]) if "sha256" in k else by_file.get(k["file"]) or by_file.get(Path(k["file"]).name))
+    return find
+
+
+def _judges(root: Path, labs: list[Label], n_resamples: int, rng_seed: int) -> list[dict[str, Any]]:
+    """Agreement of each VQA judge of a run with the labels' prompt_following / questions (agree_vqa.py)."""
+    from .runfolder import RunFolder
+    from .scoring import load_scores
+
+    vlabs = [lab for lab in labs if has_vqa_labels(lab.raw)]
+    if not vlabs:
+        return []
+    df = load_scores(root)
+    if df.empty or not (df["scorer"] == "vqa").any():
+        raise EvalsuiteError(f"{root}: labels carry prompt_following/questions but the run has no vqa scores yet "
+                             f"(run `evalsuite score {root} --scorers vqa` first)")
+    find = _record_finder(RunFolder(root))
+    matched = [(lab, rec) for lab in vlabs if (rec := find(lab.key)) is not None]
+    return judge_agreement(root, df, matched, n_resamples, rng_seed)
 
 
 def _folder_scores(folder: Path, labels: list[Label], ocr, progress: bool) -> tuple[dict[str, str], dict[str, dict[int, Scored]], list[int]]:
@@ -256,7 +295,11 @@ def agree(run_dir: str | Path, labels: str | Path, *, ocr: str | Sequence[str] |
         if ocr is not None:
             raise EvalsuiteError("--ocr applies to a folder of images; a run folder is compared on its stored scores "
                                  f"(score it with `evalsuite score {root} --ocr ...` first)")
-        models, scored, unmatched = _run_scores(root, labs)
+        text_labs = [lab for lab in labs if lab.has_text_label]
+        models, scored, unmatched = _run_scores(root, text_labs) if text_labs else ({}, {}, [])
+    elif any(has_vqa_labels(lab.raw) for lab in labs):
+        raise EvalsuiteError(f"{root}: prompt_following/questions labels are compared on a run folder scored with "
+                             "--scorers vqa, not on a plain folder of images")
     else:
         models, scored, unmatched = _folder_scores(root, labs, ocr, progress)
     by_line = {lab.line: lab for lab in labs}
@@ -265,42 +308,48 @@ def agree(run_dir: str | Path, labels: str | Path, *, ocr: str | Sequence[str] |
                               "label_mapping": "label, else verdict: correct -> 1; minor-errors, garbled, no-text -> 0",
                               "n_resamples": n_resamples, "rng_seed": rng_seed, "scorers": []}
     for sid, model in models.items():
-        rows = scored[sid]
-        no_target = [ln for ln, s in rows.items() if not s.has_target]
-        missing = [ln for ln, s in rows.items() if s.has_target and math.isnan(s.exact)]
-        use = [ln for ln, s in rows.items() if s.has_target and not math.isnan(s.exact)]
-        binary = [ln for ln in use if by_line[ln].label is not None]
-        h = [by_line[ln].label for ln in binary]
-        p = [int(rows[ln].exact == 1.0) for ln in binary]
-        rated = [ln for ln in use if by_line[ln].rating is not None and not math.isnan(rows[ln].similarity)]
-        summary = agreement_summary(h, p, n_resamples=n_resamples, rng_seed=rng_seed) if binary else {
-            "n": 0, "accuracy": None, "kappa": None, "false_positives": 0, "false_negatives": 0}
-        if len(rated) >= 2:
-            from .metrics.agreement import bootstrap_agreement, spearman
-
-            summary["spearman"] = bootstrap_agreement(spearman, [rows[ln].similarity for ln in rated],
-                                                      [by_line[ln].rating for ln in rated],
-                                                      n_resamples=n_resamples, rng_seed=rng_seed).as_dict()
-        else:
-            summary["spearman"] = None
-        summary["n_rated"] = len(rated)
-        disagreements = []
-        for ln, hh, pp in zip(binary, h, p):
-            if hh != pp:
-                lab, s = by_line[ln], rows[ln]
-                disagreements.append({"line": ln, "item": s.item, "image": str(s.image) if s.image else None,
-                                      "targets": s.targets,
-                                      "human": lab.verdict or str(lab.label), "human_reading": lab.reading,
-                                      "predicted_exact": pp, "similarity": s.similarity, "ocr_reading": s.ocr_text,
-                                      "kind": "false positive" if pp else "false negative"})
-        result["scorers"].append({"scorer_id": sid, "model": model, **summary, "no_target_text": len(no_target),
-                                  "missing": len(missing), "disagreements": disagreements})
+        result["scorers"].append(_scorer_summary(sid, model, scored[sid], by_line, n_resamples, rng_seed))
+    result["judges"] = _judges(root, labs, n_resamples, rng_seed) if is_run else []
     dest = Path(out) if out else (root / "agreement" if is_run else Path("agreement"))
     dest.mkdir(parents=True, exist_ok=True)
     result["files"] = {"json": str(dest / "agreement.json"), "html": str(dest / "agreement.html")}
     atomic_write_json(dest / "agreement.json", result)
     atomic_write_text(dest / "agreement.html", render_html(result))
     return result
+
+
+def _scorer_summary(sid: str, model: str, rows: dict[int, Scored], by_line: dict[int, Label], n_resamples: int,
+                    rng_seed: int) -> dict[str, Any]:
+    """One OCR scorer identity's agreement with the text labels: accuracy, kappa, Spearman, disagreements."""
+    no_target = [ln for ln, s in rows.items() if not s.has_target]
+    missing = [ln for ln, s in rows.items() if s.has_target and math.isnan(s.exact)]
+    use = [ln for ln, s in rows.items() if s.has_target and not math.isnan(s.exact)]
+    binary = [ln for ln in use if by_line[ln].label is not None]
+    h = [by_line[ln].label for ln in binary]
+    p = [int(rows[ln].exact == 1.0) for ln in binary]
+    rated = [ln for ln in use if by_line[ln].rating is not None and not math.isnan(rows[ln].similarity)]
+    summary = agreement_summary(h, p, n_resamples=n_resamples, rng_seed=rng_seed) if binary else {
+        "n": 0, "accuracy": None, "kappa": None, "false_positives": 0, "false_negatives": 0}
+    if len(rated) >= 2:
+        from .metrics.agreement import bootstrap_agreement, spearman
+
+        summary["spearman"] = bootstrap_agreement(spearman, [rows[ln].similarity for ln in rated],
+                                                  [by_line[ln].rating for ln in rated],
+                                                  n_resamples=n_resamples, rng_seed=rng_seed).as_dict()
+    else:
+        summary["spearman"] = None
+    summary["n_rated"] = len(rated)
+    disagreements = []
+    for ln, hh, pp in zip(binary, h, p):
+        if hh != pp:
+            lab, s = by_line[ln], rows[ln]
+            disagreements.append({"line": ln, "item": s.item, "image": str(s.image) if s.image else None,
+                                  "targets": s.targets,
+                                  "human": lab.verdict or str(lab.label), "human_reading": lab.reading,
+                                  "predicted_exact": pp, "similarity": s.similarity, "ocr_reading": s.ocr_text,
+                                  "kind": "false positive" if pp else "false negative"})
+    return {"scorer_id": sid, "model": model, **summary, "no_target_text": len(no_target),
+            "missing": len(missing), "disagreements": disagreements}
 
 
 def _ci(e: dict | None, digits: int = 2) -> str:
@@ -324,6 +373,7 @@ def format_agreement(result: dict[str, Any]) -> str:
         lines.append(f"labels matching no image: {len(result['unmatched_label_lines'])} (lines "
                      f"{', '.join(map(str, result['unmatched_label_lines'][:10]))})")
     lines.append("prediction: lenient text_exact; human: label, else verdict correct -> 1, other verdicts -> 0")
+    lines += format_judges(result.get("judges", []))
     return "\n".join(lines)
 
 
@@ -380,5 +430,6 @@ def render_html(result: dict[str, Any]) -> str:
                          f"<td><pre>{esc(d['ocr_reading'] or '')}</pre></td>"
                          f"<td><pre>{esc(d['human_reading'] or '')}</pre></td></tr>")
         parts.append("</table>")
+    parts.append(judges_html(result.get("judges", [])))
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -67,12 +67,16 @@ def _add_run(sub) -> None:
 
 
 def _add_score_options(p) -> None:
-    p.add_argument("--scorers", default="clip,ocr", help="scorers to run, comma-separated: clip, ocr, blank, geneval")
+    p.add_argument("--scorers", default="clip,ocr", help="scorers to run, comma-separated: clip, ocr, blank, vqa, geneval")
     p.add_argument("--ocr", default=None,
                    help="OCR engine(s): rapidocr (default), easyocr, or easyocr,rapidocr (per target the best of both)")
     p.add_argument("--clip-model", default=None,
                    help="open_clip model NAME:PRETRAINED (default ViT-L-14:openai), NAME:/path/ckpt.pt or "
                         "CONFIG.json:/path/ckpt.pt")
+    p.add_argument("--judge", default=None,
+                   help="VQA judge of the vqa scorer: hf:MODEL_ID[,revision=R,path=DIR,dtype=bf16,device=cuda,"
+                        "offload=model|sequential,batch=N] (default hf:Qwen/Qwen2.5-VL-7B-Instruct) or "
+                        "openai:BASE_URL[,model=NAME,key_env=VAR,concurrency=N,timeout=S]")
 
 
 def _cmd_run(args) -> int:
@@ -186,7 +190,7 @@ def _cmd_score(args) -> int:
     from .scoring import score_run
 
     result = score_run(args.run_dir, args.scorers, ocr=args.ocr, clip_model=args.clip_model,
-                       clip_batch_size=args.clip_batch_size, progress=not args.no_progress)
+                       clip_batch_size=args.clip_batch_size, progress=not args.no_progress, judge=args.judge)
     print(result.summary(reasons=False))
     print(result.text())
     return 0
@@ -440,7 +444,7 @@ def _cmd_regress(args) -> int:
     res = regress(args.backend, quant=args.quant, candidate=args.candidate, prompts=args.prompts,
                   seeds=args.seeds, num_seeds=args.num_seeds, categories=args.category, limit=args.limit,
                   size=args.size, results=args.results, out_dir=args.out, scorers=args.scorers, ocr=args.ocr,
-                  clip_model=args.clip_model, progress=not args.no_progress, argv=sys.argv[1:],
+                  clip_model=args.clip_model, judge=args.judge, progress=not args.no_progress, argv=sys.argv[1:],
                   **{k: v for k, v in _compare_kwargs(args).items()})
     print(format_verdict(res), end="")
     print(f"wrote {res['files']['markdown']}, {res['files']['json']}, {res['files']['html']}")

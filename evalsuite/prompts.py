@@ -97,9 +97,9 @@ def _entry_errors(path: Path, index: int, entry: Any, err: ValidationError) -> l
         if e["type"] == "missing":
             msg = "is required"
         elif e["type"] == "extra_forbidden" and e["loc"] and e["loc"][0] == "questions":
-            msg = "is not a known question field (id, text, depends_on, category, subcategory)"
+            msg = f"is not a known question field ({', '.join(Question.model_fields)})"
         elif e["type"] == "extra_forbidden":
-            msg = "is not a known field (id, prompt, category, target_text, negatives, tags, questions)"
+            msg = f"is not a known field ({', '.join(Prompt.model_fields)})"
         elif e["type"] == "value_error":
             msg = str(e.get("ctx", {}).get("error", msg.removeprefix("Value error, ")))
         else:

@@ -58,7 +58,7 @@ def regress(backend: str, *, quant: str | None = None, candidate: str | None = N
             results: str | Path = "results", out_dir: str | Path | None = None,
             metrics=None, margins=None, ceiling_margin_db: float | None = None, min_psnr: float | None = None,
             min_ssim: float | None = None, allow_missing=None, scorers="clip,ocr", ocr=None, clip_model: str | None = None,
-            progress: bool = True, argv: list[str] | None = None, log=None) -> dict[str, Any]:
+            judge: str | None = None, progress: bool = True, argv: list[str] | None = None, log=None) -> dict[str, Any]:
     """Generate + score the baseline and the candidate, compare, write the outputs; returns the result
     with result["runs"] = {"baseline": dir, "candidate": dir} and result["files"]."""
     from . import compare as cmp
@@ -73,7 +73,7 @@ def regress(backend: str, *, quant: str | None = None, candidate: str | None = N
     cmp.parse_metrics(metrics)
     cmp.parse_margins(margins)
     cmp.parse_allow_missing(allow_missing, cmp.parse_metrics(metrics))
-    validate_options(scorers, ocr, clip_model)
+    validate_options(scorers, ocr, clip_model, judge=judge)
     seed_list = resolve_seeds(seeds, num_seeds)
     if seed_list and len(seed_list) < 2:
         log("warning: one seed gives no seed ceiling for fidelity (psnr_over_ceiling is then not measured)")
@@ -84,7 +84,8 @@ def regress(backend: str, *, quant: str | None = None, candidate: str | None = N
     bdir = run_dir_for(results, b.spec, ps, seed_list, sz, categories, limit)
     cdir = run_dir_for(results, c.spec, ps, seed_list, sz, categories, limit)
     common = dict(prompts=prompts, seeds=seed_list, categories=categories, limit=limit, size=sz,
-                  progress=progress, argv=argv, log=log, score=True, scorers=scorers, ocr=ocr, clip_model=clip_model)
+                  progress=progress, argv=argv, log=log, score=True, scorers=scorers, ocr=ocr, clip_model=clip_model,
+                  judge=judge)
     log(f"baseline {b.spec} -> {bdir}")
     rb = run(backend, run_dir=bdir, **common)
     log(rb.summary())

@@ -144,6 +144,7 @@ def run(
     scorers: str | Iterable[str] | None = ("clip", "ocr"),
     ocr: str | Iterable[str] | None = None,
     clip_model: str | None = None,
+    judge: str | None = None,
     report: bool = True,
     overlap: bool | None = None,
     config: dict[str, Any] | None = None,
@@ -179,7 +180,8 @@ def run(
             run_dir=run_dir, retry_failed=retry_failed, retry_filtered=retry_filtered, concurrency=concurrency,
             yes=yes, dry_run=dry_run, max_cost=max_cost, rate_limit=rate_limit,
             max_calls_without_confirm=max_calls_without_confirm, progress=progress, argv=argv, score=score,
-            scorers=scorers, ocr=ocr, clip_model=clip_model, report=report, overlap=overlap, config=config)
+            scorers=scorers, ocr=ocr, clip_model=clip_model, judge=judge, report=report, overlap=overlap,
+            config=config)
     try:
         return _run(backends, options, log, dist)
     finally:
@@ -334,12 +336,13 @@ def _run(backends, options: RunOptions, log, dist) -> RunResult:
     score, scorers, ocr, clip_model, overlap, report = (sc.score, sc.scorers, sc.ocr, sc.clip_model, sc.overlap,
                                                         sc.report)
     run_dir, progress, argv, config = out.run_dir, out.progress, out.argv, out.config
+    judge = sc.judge
 
     # 1. Validate everything before writing anything.
     if score:
         from .scoring import validate_options
 
-        validate_options(scorers, ocr, clip_model)
+        validate_options(scorers, ocr, clip_model, judge=judge)
     specs = split_backend_specs(backends)
     seed_list = resolve_seeds(seeds, num_seeds)
     if isinstance(size, str):
@@ -448,7 +451,7 @@ def _run(backends, options: RunOptions, log, dist) -> RunResult:
     if score and overlap and any(todos.values()):
         from .scoring.overlap import ScoringWorker
 
-        worker = ScoringWorker(run_dir, scorers, ocr=ocr, clip_model=clip_model, log=log)
+        worker = ScoringWorker(run_dir, scorers, ocr=ocr, clip_model=clip_model, log=log, judge=judge)
         worker.start()
         for label, rows in plan.entries.items():   # items made earlier but maybe not scored yet: this rank's share
             for e, *_ in distributed.shard(rows, dist.rank, dist.world_size):
@@ -470,7 +473,8 @@ def _run(backends, options: RunOptions, log, dist) -> RunResult:
     if score:
         from .scoring import score_run
 
-        result.scores = score_run(run_dir, scorers, ocr=ocr, clip_model=clip_model, progress=progress, log=log)
+        result.scores = score_run(run_dir, scorers, ocr=ocr, clip_model=clip_model, progress=progress, log=log,
+                                  judge=judge)
         if worker is not None:   # what the worker scored during this run counts as scored, not as cached
             for slug, wc in worker.result.counts.items():
                 c = result.scores.counts.get(slug)

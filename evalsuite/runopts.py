@@ -52,6 +52,7 @@ class Scoring:
     scorers: str | Iterable[str] | None = ("clip", "ocr")
     ocr: str | Iterable[str] | None = None
     clip_model: str | None = None
+    judge: str | None = None         # the vqa scorer's judge (evalsuite/judges)
     overlap: bool | None = None      # None: on when generation does not compete with scoring for the CPU
     report: bool = True
 
@@ -98,6 +99,7 @@ class RunOptions:
                               concurrency=args.concurrency, dry_run=args.dry_run),
             resume=Resume(retry_failed=args.retry_failed, retry_filtered=args.retry_filtered),
             scoring=Scoring(score=not args.no_score, scorers=args.scorers, ocr=args.ocr, clip_model=args.clip_model,
+                            judge=getattr(args, "judge", None),
                             overlap={"auto": None, "on": True, "off": False}[args.overlap],
                             report=not args.no_report),
             output=Output(run_dir=args.run_dir, progress=not args.no_progress, argv=argv,

@@ -35,7 +35,7 @@ def test_validate_lists_every_error_of_a_file_in_one_pass(tmp_path):
         "'.', '_', '-'; at most 80 characters)",
         f"error: {f}: entry 3 (id 'two'): field 'prompt' must not be empty",
         f"error: {f}: entry 3 (id 'two'): field 'colour' is not a known field (id, prompt, category, target_text, "
-        "negatives, tags, questions)",
+        "negatives, tags, questions, geneval)",
         f"error: {f}: entry 4: field 'id' 'ok-one' duplicates entry 1",
     ]
     assert "Value error" not in r.stderr

@@ -241,5 +241,6 @@ def test_gpu_check_cpu_dry_runs_every_cpu_section(tmp_path):
     cuda_only = [k for k in rows if "CUDA" in k or "offload" in k or "nf4" in k]
     assert len(cuda_only) == 5 and all(rows[k]["status"] == "skipped" for k in cuda_only)
     ok = [k for k, r in rows.items() if r["status"] == "ok"]
-    assert len(ok) == 3 and any("torchao" in k for k in ok) and any("toy FLUX" in k for k in ok)
+    assert len(ok) == 4 and any("torchao" in k for k in ok) and any("toy FLUX" in k for k in ok)
+    assert any("VQA judge" in k for k in ok)
     assert "0 section(s) failed" in p.stdout and "summary (" in p.stdout

@@ -99,7 +99,10 @@ def test_metric_registry_facts():
     assert R.title("text_exact", "strict") == "text accuracy, strict (%)"
     assert R.title("prompt_following") == "prompt following (% accurate)"
     assert R.rate_metrics() == {"text_exact", "prompt_following", "word_recall", "text_duplicated", "extra_text",
-                                "text_garbled", "image_blank", "geneval"}
+                                "text_garbled", "image_blank", "geneval", "question_score", "prompt_following_vqa",
+                                "question_acc", "judge_text_answers"}
+    assert R.title("question_acc", "count") == "question accuracy, count (%)"
+    assert "vqa_score" in R.bounded_metrics() and R.info("vqa_score").scale == 1.0
     assert {"text_similarity", "cvtg_ned", "longtext_word_acc"} <= R.bounded_metrics()
     assert "oneig_ed" not in R.bounded_metrics() and R.info("oneig_ed").higher_is_better is False
     assert R.info("clip_score").unit == "points" and R.info("clip_score").default_margin == 0.5

@@ -86,7 +86,7 @@ def test_bad_input_errors(demo_run, tmp_path):
     import evalsuite
     from evalsuite.errors import EvalsuiteError
 
-    for kwargs in ({"ocr": "tesseract"}, {"scorers": "vqa"}, {"clip_model": "NoSuchNet:openai"}):
+    for kwargs in ({"ocr": "tesseract"}, {"scorers": "nosuch"}, {"clip_model": "NoSuchNet:openai"}):
         with pytest.raises(EvalsuiteError) as e:
             evalsuite.score(demo_run, **kwargs)
         assert "\n" not in str(e.value)

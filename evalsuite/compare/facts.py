@@ -14,7 +14,9 @@ COMPARE_VERSION = "compare/v1"
 COMPARED = ("clip_score", "prompt_following", "text_exact", "text_similarity", "word_recall",
             # published text protocols (metrics/text_protocols.py), reported beside ours, never gated by default
             "cvtg_word_acc", "cvtg_ned", "oneig_ed", "oneig_cr", "oneig_wac", "oneig_text_score", "mario_precision",
-            "mario_recall", "mario_f", "mario_acc", "longtext_word_acc")
+            "mario_recall", "mario_f", "mario_acc", "longtext_word_acc",
+            # VQA judges (scoring/vqa.py): reported by default, gated with --margin question_score=3 etc.
+            "vqa_score", "question_score", "prompt_following_vqa")
 VARIANTS = {"text_exact": "lenient", "text_similarity": "lenient", "word_recall": "lenient"}
 
 
@@ -37,13 +39,16 @@ DECISIONS = ("pass", "fail", "inconclusive")
 
 
 NEEDS = {"clip_score": "a prompt", "prompt_following": "hard negatives", "text_exact": "target text",
-          "text_similarity": "target text", "word_recall": "target text"}
+          "text_similarity": "target text", "word_recall": "target text", "vqa_score": "a prompt",
+          "question_score": "atomic questions", "prompt_following_vqa": "atomic questions"}
 
 
 def applies(metric: str, prompt) -> bool:
     """Whether a metric is defined for a prompt (prompt following needs negatives, text metrics target text)."""
-    if prompt is None or metric == "clip_score":
+    if prompt is None or metric in ("clip_score", "vqa_score"):
         return True
+    if metric in ("question_score", "prompt_following_vqa"):
+        return bool(prompt.questions)
     if metric == "prompt_following":
         return bool(prompt.negatives)
     return bool(prompt.target_text)

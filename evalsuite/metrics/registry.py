@@ -14,7 +14,9 @@ chart title and gate, so a metric's unit, scale and direction are said once.
                        (None: reported, not gated unless a margin is given)
     short              a short label for item cards ("text exact")
     needs              the prompt field an item needs for the metric to apply, for the report's coverage counts:
-                       "target_text", "negatives", or "" (every item)
+                       "target_text", "negatives", "questions", or "" (every item)
+    variant_title      the variant names a group and is shown in the title ("question accuracy, count (%)")
+    verdict            a per-item yes/no (0/1): item cards show "yes"/"no" and colour it
 
 Add a metric: one `_m(...)` line below (docs/architecture.md, "Add a metric"); its scorer emits values under
 that name. A name not listed here is still aggregated (Student-t, no scale) and shown by its name.
@@ -38,6 +40,8 @@ class MetricInfo:
     default_margin: float | None = None
     short: str = ""
     needs: str = ""
+    variant_title: bool = False
+    verdict: bool = False
 
     @property
     def is_rate(self) -> bool:
@@ -59,9 +63,10 @@ _SHARE = dict(bounded=True)
 _m("clip_score", "clip", "CLIP score", axis="points", unit="points", default_margin=0.5, short="CLIP score")
 _m("clip_s", "clip", "CLIP-S", short="CLIP-S")
 _m("prompt_following", "clip", "prompt following", **{**_RATE, "axis": "% accurate"}, default_margin=3.0,
-   short="prompt following", needs="negatives")
+   short="prompt following", needs="negatives", verdict=True)
 # OCR text accuracy (metrics/text.py)
-_m("text_exact", "ocr", "text accuracy", **_RATE, default_margin=3.0, short="text exact", needs="target_text")
+_m("text_exact", "ocr", "text accuracy", **_RATE, default_margin=3.0, short="text exact", needs="target_text",
+   verdict=True)
 _m("text_similarity", "ocr", "text similarity", axis="0-1", **_SHARE, short="text similarity", needs="target_text")
 _m("word_recall", "ocr", "word recall", **_RATE, short="word recall", needs="target_text")
 _m("text_duplicated", "ocr", "duplicated text", **_RATE, higher_is_better=False, short="duplicated", needs="target_text")
@@ -86,6 +91,15 @@ _m("text_words", "ocr", "target words", higher_is_better=None)
 _m("image_blank", "blank", "blank images", **_RATE, higher_is_better=False, short="blank")
 # GenEval (scoring/geneval.py, metrics/geneval.py): per image 1 = correct; the variant is the prompt's tag
 _m("geneval", "geneval", "GenEval correct", **_RATE, short="GenEval")
+# VQA judges (scoring/vqa.py): gated with --margin (compare), never by default, so runs scored without a judge
+# stay decidable
+_m("vqa_score", "vqa", "VQAScore", axis="P(yes), 0-1", **_SHARE, short="VQAScore")
+_m("question_score", "vqa", "questions answered yes", **_RATE, short="questions yes", needs="questions")
+_m("prompt_following_vqa", "vqa", "prompt following (VQA)", **{**_RATE, "axis": "% every question yes"},
+   short="all questions yes", needs="questions", verdict=True)
+_m("question_acc", "vqa", "question accuracy", **_RATE, short="question acc", needs="questions", variant_title=True)
+_m("judge_text_answers", "vqa", "judge answers parsed from text", **_RATE, higher_is_better=None,
+   short="answers from text")
 # set-level figures computed by aggregation over a group of items (metrics/aggregate.py)
 _m("longtext_word_acc_pooled", "ocr", "LongText-Bench (pooled)")
 _m("oneig_text_score_set", "ocr", "OneIG text score")
@@ -99,7 +113,7 @@ def info(metric: str) -> MetricInfo:
 def title(metric: str, variant: str = "") -> str:
     """The title a table column or chart shows: "text accuracy, strict (%)"."""
     m = info(metric)
-    t = m.title + (", strict" if variant == "strict" else "")
+    t = m.title + (", strict" if variant == "strict" else f", {variant}" if m.variant_title and variant else "")
     return f"{t} ({m.axis})" if m.axis else t
 
 

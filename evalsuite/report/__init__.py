@@ -84,6 +84,7 @@ def build_tables(data: ReportData) -> dict[str, Any]:
     return {
         "summary": T.summary_table(pagg, b),
         "prompt_following": T.prompt_following_table(pagg, b),
+        "vqa": T.vqa_table(pagg, b),
         "text": T.text_table(pagg, b),
         "protocols": T.protocol_table(pagg, b),
         "speed": T.speed_table(data.records, b),
@@ -98,6 +99,8 @@ def build_tables(data: ReportData) -> dict[str, Any]:
 MD_SECTIONS = (
     ("prompt_following", "Prompt following (CLIP contrastive: own prompt ranked above every hard negative)",
      ["backend", "accurate", "n_prompts", "scored/planned", "model", "note"]),
+    ("vqa", "Prompt following judged by a VLM (VQAScore; atomic questions with dependency gating; question "
+            "accuracy by question category; docs/scores.md)", None),
     ("text", "Text in images (OCR; reference = ceiling)",
      ["backend", "verdict", "text accuracy", "strict", "garbled targets", "ceiling", "n_prompts", "scored/planned",
       "engine", "note"]),

@@ -19,7 +19,7 @@ import io
 import math
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from . import tables as T
 EMBED_MAX_ITEMS = 400
 ITEM_METRICS = tuple((m, v, R.info(m).short) for m, v in (
     ("text_exact", "lenient"), ("text_similarity", "lenient"), ("word_recall", "lenient"), ("clip_score", ""),
-    ("prompt_following", "")))
+    ("prompt_following", ""), ("vqa_score", ""), ("question_score", ""), ("prompt_following_vqa", "")))
 WORST_METRICS = (("text_similarity", "lenient", R.info("text_similarity").short + " (lenient)"),
                  ("clip_score", "", R.info("clip_score").short),
                  ("prompt_following", "", R.info("prompt_following").short
@@ -71,6 +71,7 @@ table.grid th.seed{width:3.2em}
 .st-missing{background:#777}
 .ocr{font-family:"DejaVu Sans Mono",monospace;background:#f7f7f7;border:1px solid #e4e4e4;padding:.15em .3em;
  word-break:break-word;margin-top:.2em} .ok{color:#00734f} .bad{color:#b03a00} .miss{color:#777}
+.qs ul{margin:.2em 0 0;padding-left:1.1em} .qs li{margin:.05em 0}
 .worst{display:flex;flex-wrap:wrap;gap:.6em} .worst-item{width:140px;font-size:.75em}
 .worst-item img{width:128px;height:128px;object-fit:contain;background:#f4f4f4;border:1px solid #ccc;display:block}
 .na{color:#777;font-size:.8em}
@@ -210,6 +211,39 @@ def _ocr_details(data, scores, ocr_id: str | None) -> dict[tuple, dict]:
     return out
 
 
+def _vqa_details(data, scores, vqa_id: str | None) -> dict[tuple, list[dict]]:
+    """(backend, prompt_id, seed) -> the judge's answers to the prompt's atomic questions (vqa detail files)."""
+    from ..store import ScoreStore
+
+    out: dict[tuple, list[dict]] = {}
+    if not vqa_id or scores.empty:
+        return out
+    runs = {n: p for n, p, _ in data.runs}
+    s = scores[(scores.scorer_id == vqa_id) & scores["cache_key"].notna()].drop_duplicates(["backend", "prompt_id",
+                                                                                             "seed"])
+    for _, r in s.iterrows():
+        stored = ScoreStore(runs[r["run"]]).read_detail(vqa_id, r["cache_key"])
+        d = stored.get("details") if isinstance(stored, dict) else None
+        if isinstance(d, dict) and d.get("questions"):
+            out[(r["backend"], r["prompt_id"], r["seed"])] = d["questions"]
+    return out
+
+
+def _questions_html(questions: list[dict], judge: str | None) -> str:
+    """Each atomic question with the judge's yes/no and P(yes); a gated one (its parent answered no) says so."""
+    lines = []
+    for q in questions:
+        ans, p = q.get("answer"), q.get("p_yes")
+        cls = "miss" if ans is None else ("ok" if q.get("score") == 1.0 else "bad")
+        said = "no answer" if ans is None else f"{ans} (p={p:.2f})"
+        gated = " [gated: a parent is no]" if q.get("gated") and ans == "yes" else ""
+        lines.append(f'<li class="{cls}" title="{esc(q.get("category"))}">{esc(q.get("text"))}: '
+                     f"<b>{esc(said)}</b>{esc(gated)}</li>")
+    n_yes = sum(q.get("score") == 1.0 for q in questions)
+    return (f'<details class="small qs" open><summary title="judge: {esc(judge)}">questions: {n_yes}/{len(questions)} '
+            f"yes</summary><ul>" + "".join(lines) + "</ul></details>")
+
+
 def _item_scores(scores, ids) -> dict[tuple, dict]:
     """(backend, prompt_id, seed) -> {(metric, variant): (value, missing_reason)} for the primary scorers."""
     out: dict[tuple, dict] = {}
@@ -223,11 +257,14 @@ def _item_scores(scores, ids) -> dict[tuple, dict]:
 
 
 def _fmt_metric(metric: str, value: float) -> str:
-    if metric in ("text_exact", "prompt_following"):
+    """An item card's value, from the metric registry: a verdict as yes/no, a rate in percent, points to one
+    decimal, anything else to two."""
+    info = R.info(metric)
+    if info.verdict:
         return "yes" if value >= 0.5 else "no"
-    if metric == "word_recall":
+    if info.is_rate:
         return f"{100 * value:.0f}%"
-    if metric == "clip_score":
+    if info.unit == "points":
         return f"{value:.1f}"
     return f"{value:.2f}"
 
@@ -277,12 +314,15 @@ def write_html(data, tabs: dict[str, Any], paths: dict[str, list[Path]], out: Pa
     ocr: dict[tuple, dict] = {}
     for oid in sorted({i for (b, k), i in choice.items() if k == "ocr"}):
         ocr.update(_ocr_details(data, chosen[chosen.scorer_id == oid], oid))
+    questions: dict[tuple, list[dict]] = {}
+    for vid in sorted({i for (b, k), i in choice.items() if k == "vqa"}):
+        questions.update(_vqa_details(data, chosen[chosen.scorer_id == vid], vid))
     backends = list(data.backends)
 
     ok = rec[rec["status"] == "ok"] if len(rec) else rec
     thumbs = _thumbnails(ok, out, thumb_size, embedded, progress)
     page = _Page(scores=_item_scores(chosen, {i: i for i in set(choice.values())}), thumbs=thumbs, ocr=ocr,
-                 noise=noise, choice=choice, out=out)
+                 noise=noise, choice=choice, out=out, questions=questions)
     gallery, n_items = _gallery(data, rec, backends, page)
     cats = sorted({p.category for p in data.prompts.values()})
 
@@ -324,6 +364,7 @@ class _Page:
     noise: set
     choice: dict
     out: Path
+    questions: dict = field(default_factory=dict)
 
 
 def _thumbnails(ok, out: Path, thumb_size: int, embedded: bool, progress: bool) -> dict[tuple, tuple]:
@@ -390,7 +431,7 @@ def _item_html(r, page: _Page) -> str:
         if _nan(v):
             missing.setdefault(str(reason), []).append(title)
         else:
-            good = (v >= 0.5) if metric in ("text_exact", "prompt_following") else None
+            good = (v >= 0.5) if R.info(metric).verdict else None
             cls = "" if good is None else (' class="ok"' if good else ' class="bad"')
             lines.append(f'<span{cls} data-metric="{esc(metric)}">{esc(title)}: {esc(_fmt_metric(metric, v))}'
                          "</span>")
@@ -403,6 +444,9 @@ def _item_html(r, page: _Page) -> str:
     if o is not None:
         parts.append(f'<div class="ocr" title="OCR text ({esc(choice.get((key[0], "ocr")))})">OCR: '
                      f'{esc(o["text"]) if o["text"] else "<i>(no text read)</i>"}</div>')
+    qs = page.questions.get(key)
+    if qs:
+        parts.append(_questions_html(qs, choice.get((key[0], "vqa"))))
     parts.append("</div>")
     return "".join(parts)
 
@@ -490,6 +534,8 @@ def _tables_html(tabs: dict[str, Any], noise: set) -> list[str]:
     for name, heading, cols in (
         ("prompt_following", "Prompt following", ["backend", "accurate", "n_prompts", "scored/planned", "model",
                                                          "note"]),
+        ("vqa", "Prompt following judged by a VLM (VQAScore; atomic questions, dependency-gated; accuracy by "
+                "question category)", None),
         ("text", "Text in images", ["backend", "verdict", "text accuracy", "strict", "garbled targets", "ceiling",
                                     "n_prompts", "scored/planned", "engine", "note"]),
         ("protocols", "Published text protocols (our OCR, their normalisation and formulas)", None),

@@ -62,7 +62,7 @@ def primary_scorers(scores) -> dict[str, str | None]:
     keeps their numbers comparable); then, for OCR, the best-of combination of several engines; then the
     identity with the most computed values (ties: alphabetical). Other identities stay in the full metric
     table; `backend_scorers` gives a backend that lacks this identity its own, named in the tables."""
-    out: dict[str, str | None] = {"clip": None, "ocr": None}
+    out: dict[str, str | None] = {"clip": None, "ocr": None, "vqa": None}
     if scores is None or scores.empty:
         return out
     for kind in out:
@@ -124,13 +124,16 @@ def primary_rows(agg, choice: dict[tuple[str, str], str]):
     return agg[keep].reset_index(drop=True)
 
 
-def metric_applies(metric: str, prompt) -> bool:
+def metric_applies(metric: str, prompt, variant: str = "") -> bool:
     """Whether a metric applies to a prompt's items (metrics/registry.py `needs`: text metrics need target text,
-    prompt following needs hard negatives; the others apply to every item)."""
+    prompt following needs hard negatives, question metrics questions (a per-category one a question of that
+    category); the others apply to every item)."""
     if prompt is None:
         return False
-    needs = R.info(metric).needs
-    return bool(getattr(prompt, needs)) if needs else True
+    info = R.info(metric)
+    if info.needs == "questions" and info.variant_title and variant:
+        return any(q.category == variant for q in prompt.questions)
+    return bool(getattr(prompt, info.needs)) if info.needs else True
 
 
 def add_coverage(agg, records, prompts: dict, by: Sequence[str] = ("backend",)):
@@ -143,12 +146,12 @@ def add_coverage(agg, records, prompts: dict, by: Sequence[str] = ("backend",)):
     counts: dict[tuple, tuple[int, int]] = {}
     if rec is not None:
         rec["category"] = [getattr(prompts.get(p), "category", None) for p in rec["prompt_id"]]
-        for metric in set(out["metric"]):
-            ok = rec[[metric_applies(metric, prompts.get(p)) for p in rec["prompt_id"]]]
+        for metric, variant in set(zip(out["metric"], out["variant"])):
+            ok = rec[[metric_applies(metric, prompts.get(p), variant) for p in rec["prompt_id"]]]
             for key, g in ok.groupby(list(by), sort=False):
                 key = key if isinstance(key, tuple) else (key,)
-                counts[(metric,) + key] = (len(g), g["prompt_id"].nunique())
-    planned = [counts.get((r["metric"],) + tuple(r[c] for c in by), (0, 0)) for _, r in out.iterrows()]
+                counts[(metric, variant) + key] = (len(g), g["prompt_id"].nunique())
+    planned = [counts.get((r["metric"], r["variant"]) + tuple(r[c] for c in by), (0, 0)) for _, r in out.iterrows()]
     out["n_planned"] = [p[0] for p in planned]
     out["n_planned_prompts"] = [p[1] for p in planned]
     out["coverage"] = [f"{int(n)}/{p[0]}" for n, p in zip(out["n_items"], planned)]
@@ -400,6 +403,46 @@ def prompt_following_table(agg, backends: dict | None = None, clip_id: str | Non
     return notes.attach(pd.DataFrame(rows, columns=cols))
 
 
+VQA_COLUMNS = (("vqa_score", "VQAScore"), ("question_score", "questions yes"),
+               ("prompt_following_vqa", "every question yes"), ("judge_text_answers", "answers from text"))
+
+
+def _vqa_cell(r, notes) -> str:
+    if r is None:
+        return "-"
+    if r["n_items"] == 0:
+        return _missing_mark(r, notes)
+    return fmt_value(r["mean"], r["ci_low"], r["ci_high"], r["unit"]) + _gap(r)
+
+
+def vqa_table(agg, backends: dict | None = None):
+    """Backend -> the VQA judge's figures (VQAScore, questions answered yes, every question yes; 95% CIs over
+    prompts) and question accuracy per question category, one column each; the judge named per row."""
+    import pandas as pd
+
+    a = agg[agg.scorer == "vqa"] if agg is not None and not agg.empty else None
+    if a is None or a.empty:
+        return pd.DataFrame(columns=["backend"] + [t for _, t in VQA_COLUMNS] + ["judge"])
+    cats = sorted(set(a.loc[a.metric == "question_acc", "variant"]))
+    cols = ["backend"] + [t for _, t in VQA_COLUMNS] + [R.title("question_acc", c) for c in cats] + \
+        ["n_prompts", "scored/planned", "judge", "note"]
+    rows, notes = [], Footnotes()
+    for b in _backend_order(a["backend"], backends):
+        sub = a[a.backend == b]
+
+        def get(metric, variant=""):
+            r = sub[(sub.metric == metric) & (sub.variant == variant)]
+            return r.iloc[0] if len(r) else None
+        row = {"backend": b, **{t: _vqa_cell(get(m), notes) for m, t in VQA_COLUMNS}}
+        row.update({R.title("question_acc", c): _vqa_cell(get("question_acc", c), notes) for c in cats})
+        head = get("vqa_score")
+        row.update({"n_prompts": int(head["n_prompts"]) if head is not None else 0,
+                    "scored/planned": head.get("coverage", "-") if head is not None else "-",
+                    "judge": sub["model"].iloc[0], "note": _note(b, backends)})
+        rows.append(row)
+    return notes.attach(pd.DataFrame(rows, columns=cols))
+
+
 def text_table(agg, backends: dict | None = None, ocr_id: str | None = None):
     """Backend -> verdict ("usually correct", "often garbled", "mixed") with the text accuracy behind it,
     strict accuracy, garbled share, and the reference backend's accuracy (the OCR ceiling)."""
@@ -593,4 +636,29 @@ def score_summary(agg, scorer_ids: Sequence[str] | None = None) -> str:
         out.append(f"text metrics: {a.loc[a.scorer_id == ocr_id, 'model'].iloc[0]} (lenient; strict beside it)")
     for reason, n in missing_notes.items():
         out.append(f"missing ({n} items): {reason}")
+    out += _vqa_lines(a, backends, [s for s in ids if kinds.get(s) == "vqa"])
     return "\n".join(out)
+
+
+def _vqa_lines(a, backends: list[str], vqa_ids: list[str]) -> list[str]:
+    """The terminal lines of each VQA judge just scored: per backend VQAScore, questions yes, every question yes."""
+    out = []
+    for sid in vqa_ids:
+        rows = []
+        for b in backends:
+            sub = a[(a.backend == b) & (a.scorer_id == sid)]
+
+            def cell(metric, pct=True):
+                r = sub[sub.metric == metric]
+                if not len(r):
+                    return "n/a"
+                r = r.iloc[0]
+                if not r["n_items"]:
+                    return "missing"
+                return _fmt_ci_short(r["mean"], r["ci_low"], r["ci_high"], pct) if pct else \
+                    f"{r['mean']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}]"
+            rows.append([b, cell("vqa_score", False), cell("question_score"), cell("prompt_following_vqa")])
+        model = a.loc[a.scorer_id == sid, "model"].iloc[0]
+        out.append(f"VQA judge {model}:")
+        out += align(["backend", "VQAScore [95% CI]", "questions yes", "every question yes"], rows)
+    return out

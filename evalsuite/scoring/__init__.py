@@ -89,9 +89,9 @@ def parse_scorers(value: str | Iterable[str] | None) -> tuple[str, ...]:
     return tuple(out)
 
 
-def validate_options(scorers, ocr, clip_model, clip_batch_size: int | None = None) -> None:
+def validate_options(scorers, ocr, clip_model, clip_batch_size: int | None = None, judge: str | None = None) -> None:
     """Check --scorers and the chosen scorers' options before anything is generated (one-line errors)."""
-    opts = ScoreOptions(ocr=ocr, clip_model=clip_model, clip_batch_size=clip_batch_size)
+    opts = ScoreOptions(ocr=ocr, clip_model=clip_model, clip_batch_size=clip_batch_size, judge=judge)
     for kind in parse_scorers(scorers):
         scorer_class(kind).check_options(opts)
 
@@ -194,11 +194,12 @@ def code_stamp(*modules: str) -> str:
 def score_run(run_dir: str | Path, scorers: str | Iterable[str] | None = ("clip", "ocr"), *,
               ocr: str | Sequence[str] | None = None, clip_model: str | None = None,
               clip_batch_size: int | None = None, device: str | None = None, progress: bool = True,
-              log=None) -> ScoreResult:
+              log=None, judge: str | None = None) -> ScoreResult:
     """Score every finished item of a run folder with each scorer, doing only work not already done.
 
     A scorer that cannot be had here (CLIP weights offline) makes its metrics missing (with the reason);
-    the others still run.
+    the others still run. `judge`: the vqa scorer's judge (judges/__init__.py grammar; default the local
+    Qwen2.5-VL-7B-Instruct).
     """
     import time
 
@@ -207,9 +208,9 @@ def score_run(run_dir: str | Path, scorers: str | Iterable[str] | None = ("clip"
     rf = RunFolder(run_dir)
     rf.info                      # a damaged run.json stops here (one line), before anything is scored
     store = ScoreStore(rf.path)
-    opts = ScoreOptions(ocr=ocr, clip_model=clip_model, clip_batch_size=clip_batch_size, device=device)
+    opts = ScoreOptions(ocr=ocr, clip_model=clip_model, clip_batch_size=clip_batch_size, device=device, judge=judge)
     kinds = parse_scorers(scorers)
-    validate_options(kinds, ocr, clip_model, clip_batch_size)
+    validate_options(kinds, ocr, clip_model, clip_batch_size, judge)
     units = make_scorers(kinds, opts)
 
     store.prepare()

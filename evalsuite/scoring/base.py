@@ -41,12 +41,14 @@ class Job(NamedTuple):
 
 @dataclass(frozen=True)
 class ScoreOptions:
-    """What the scorers are chosen with (the CLI's --scorers, --ocr, --clip-model, --clip-batch-size, --device)."""
+    """What the scorers are chosen with (the CLI's --scorers, --ocr, --clip-model, --clip-batch-size, --device,
+    --judge)."""
 
     ocr: Any = None
     clip_model: str | None = None
     clip_batch_size: int | None = None
     device: str | None = None
+    judge: str | None = None
 
 
 class ScorerUnavailable(Exception):

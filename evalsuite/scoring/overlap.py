@@ -26,14 +26,14 @@ from ..store import ScoreStore
 
 class ScoringWorker:
     def __init__(self, run_dir: str | Path, scorers=("clip", "ocr"), *, ocr=None, clip_model: str | None = None,
-                 clip_batch_size: int | None = None, device: str | None = None, log=None):
+                 clip_batch_size: int | None = None, device: str | None = None, log=None, judge: str | None = None):
         from . import ScoreOptions, ScoreResult, UnitCounts, make_scorers, parse_scorers, validate_options
 
         self.root = Path(run_dir)
         self.log = log or (lambda msg: print(msg, file=sys.stderr))
         kinds = parse_scorers(scorers)
-        validate_options(kinds, ocr, clip_model, clip_batch_size)
-        self.units = make_scorers(kinds, ScoreOptions(ocr=ocr, clip_model=clip_model,
+        validate_options(kinds, ocr, clip_model, clip_batch_size, judge)
+        self.units = make_scorers(kinds, ScoreOptions(ocr=ocr, clip_model=clip_model, judge=judge,
                                                       clip_batch_size=clip_batch_size, device=device))
         self.batch = max((u.batch_size for u in self.units), default=1)
         self.result = ScoreResult(run_dir=self.root, units=self.units, counts={u.slug: UnitCounts() for u in self.units})

@@ -11,6 +11,7 @@ SCORERS: dict[str, str] = {
     "clip": "evalsuite.scoring.clip:ClipScorer",
     "ocr": "evalsuite.scoring.ocr:OcrScorer",
     "blank": "evalsuite.scoring.blank:BlankScorer",
+    "vqa": "evalsuite.scoring.vqa:VqaScorer",
     "geneval": "evalsuite.scoring.geneval:GenevalScorer",
 }
 DEFAULT_SCORERS = ("clip", "ocr")
