@@ -98,13 +98,6 @@ def apply_protocol(name: str, args: Any, argv: Sequence[str]) -> dict[str, Any]:
     if _given(args, argv, "scorers", "--scorers") and tuple(s.strip() for s in args.scorers.split(",")) != proto.scorers:
         raise EvalsuiteError(f"--protocol {name} scores with {', '.join(proto.scorers)}; leave out --scorers")
     args.scorers = ",".join(proto.scorers)
-    from .scoring.registry import SCORERS
-
-    absent = [s for s in proto.scorers if s not in SCORERS]
-    if absent and not args.no_score:   # e.g. the vqa judge: generate, and say that nothing could be judged
-        args.no_score = True
-        deviations.append(f"scorer {', '.join(absent)} is not part of this installation: images are generated, "
-                          "not judged")
     if args.seeds is None and args.num_seeds is None:
         args.seeds = ",".join(map(str, SEEDS))
     else:

@@ -218,3 +218,33 @@ def test_protocol_from_a_config_file_and_its_contradictions(tmp_path, capsys):
     cfg.write_text("protocol: geneval\nprompts: smoke\nbackends: [dummy]\n")
     assert main(["run", "--config", str(cfg), "-o", str(tmp_path / "x"), "--dry-run"]) == 2
     assert "--protocol geneval sets the prompts" in capsys.readouterr().err
+
+
+def test_run_protocol_dpg_judged_by_the_miniature_vqa_judge(tmp_path, capsys):
+    """The whole DPG path with the real vqa scorer: a miniature random-weight Qwen2.5-VL judge loaded through
+    from_pretrained answers every question of every image; the table is recomputed here from the stored answers
+    with DPG's rule (random weights: the figure tests the plumbing, not a model)."""
+    from evalsuite.judges.tiny import save_tiny_vlm
+    from evalsuite.runfolder import RunFolder
+    from evalsuite.store.scores import ScoreStore
+
+    judge = save_tiny_vlm(tmp_path / "tiny-vlm")
+    run_dir = tmp_path / "dpg-judged"
+    assert main(["run", "--protocol", "dpg", "--prompts", f"dpg:{dpg_csv(tmp_path)}", "--backends", "dummy",
+                 "--seeds", "0,1", "--judge", f"hf:path={judge}", "-o", str(run_dir), "--no-progress",
+                 "--no-report"]) == 0
+    capsys.readouterr()
+    (row,) = json.loads((run_dir / "protocol" / "summary.json").read_text())["rows"]
+    assert row["missing"] == {} and (row["n_prompts"], row["n_images"]) == (3, 6)
+    prompts = RunFolder(run_dir).prompts()
+    store = ScoreStore(run_dir)
+    per_prompt: dict[str, list[float]] = {}
+    (slug,) = [k for k, v in store.read_registry().items() if v["scorer"] == "vqa"]
+    for d in store.iter_details(slug):
+        p = prompts[d["first_item"]["prompt_id"]]
+        answers = {q["id"]: q["answer"] for q in d["details"]["questions"]}
+        assert set(answers) == {q.id for q in p.questions} and set(answers.values()) <= {"yes", "no"}
+        per_prompt.setdefault(p.id, []).append(D.image_score(p.questions, answers))
+    assert sorted(len(v) for v in per_prompt.values()) == [2, 2, 2]
+    expected = D.overall([D.prompt_score(v) for v in per_prompt.values()])
+    assert row["overall"]["mean"] == pytest.approx(expected)
