@@ -361,8 +361,11 @@ prompts:
     assert re.fullmatch(r"\d+% \[\d+, \d+\]", vqa.loc[0, "question accuracy, attribute (%)"])  # value + interval
     assert vqa.loc[0, "scored/planned"] == "2/2"            # (1 of 1 prompt with an attribute question: no gap)
     assert vqa.loc[1, "question accuracy, attribute (%)"] == "-"            # reference skips the cube prompt
+    cats = pd.read_csv(run / "report" / "tables" / "vqa_categories.csv")   # the same cells, one column per category
+    assert list(cats.columns) == ["backend", "attribute", "entity", "text"]
+    assert list(cats["attribute"]) == list(vqa["question accuracy, attribute (%)"])
     page = (run / "report" / "report.html").read_text()
-    assert "Prompt following judged by a VLM" in page
+    assert "Prompt following judged by a VLM" in page and "Question accuracy (%) by question category" in page
     assert page.count('class="small qs"') == 3                             # flux-tiny x 2 prompts + reference x 1
     assert "Is the cube red?" in page and "p=0." in page
 

@@ -81,10 +81,12 @@ def build_tables(data: ReportData) -> dict[str, Any]:
     choice = T.backend_scorers(data.scores, ids)
     pagg, pcat = T.primary_rows(agg, choice), T.primary_rows(agg_cat, choice)
     b = data.backends
+    vqa = T.vqa_table(pagg, b)
     return {
         "summary": T.summary_table(pagg, b),
         "prompt_following": T.prompt_following_table(pagg, b),
-        "vqa": T.vqa_table(pagg, b),
+        "vqa": vqa,
+        "vqa_categories": T.vqa_category_table(vqa),
         "text": T.text_table(pagg, b),
         "protocols": T.protocol_table(pagg, b),
         "speed": T.speed_table(data.records, b),
@@ -100,7 +102,8 @@ MD_SECTIONS = (
     ("prompt_following", "Prompt following (CLIP contrastive: own prompt ranked above every hard negative)",
      ["backend", "accurate", "n_prompts", "scored/planned", "model", "note"]),
     ("vqa", "Prompt following judged by a VLM (VQAScore; atomic questions with dependency gating; question "
-            "accuracy by question category; docs/scores.md)", None),
+            "accuracy by question category below; docs/scores.md)", T.VQA_MAIN),
+    ("vqa_categories", "Question accuracy (%) by question category (VQA judge, dependency-gated)", None),
     ("text", "Text in images (OCR; reference = ceiling)",
      ["backend", "verdict", "text accuracy", "strict", "garbled targets", "ceiling", "n_prompts", "scored/planned",
       "engine", "note"]),

@@ -534,8 +534,8 @@ def _tables_html(tabs: dict[str, Any], noise: set) -> list[str]:
     for name, heading, cols in (
         ("prompt_following", "Prompt following", ["backend", "accurate", "n_prompts", "scored/planned", "model",
                                                          "note"]),
-        ("vqa", "Prompt following judged by a VLM (VQAScore; atomic questions, dependency-gated; accuracy by "
-                "question category)", None),
+        ("vqa", "Prompt following judged by a VLM (VQAScore; atomic questions, dependency-gated)", T.VQA_MAIN),
+        ("vqa_categories", "Question accuracy (%) by question category (VQA judge)", None),
         ("text", "Text in images", ["backend", "verdict", "text accuracy", "strict", "garbled targets", "ceiling",
                                     "n_prompts", "scored/planned", "engine", "note"]),
         ("protocols", "Published text protocols (our OCR, their normalisation and formulas)", None),

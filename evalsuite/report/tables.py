@@ -443,6 +443,19 @@ def vqa_table(agg, backends: dict | None = None):
     return notes.attach(pd.DataFrame(rows, columns=cols))
 
 
+VQA_MAIN = ["backend"] + [t for _, t in VQA_COLUMNS] + ["n_prompts", "scored/planned", "judge", "note"]
+
+
+def vqa_category_table(vqa):
+    """The question-accuracy columns of `vqa_table` on their own (backend -> one column per question category,
+    named by the category), so the judge's headline table stays narrow; footnotes carried over."""
+    prefix, suffix = R.title("question_acc", "\0").split("\0")
+    cats = [c for c in vqa.columns if c.startswith(prefix) and c.endswith(suffix)]
+    out = vqa[["backend"] + cats].rename(columns={c: c[len(prefix):len(c) - len(suffix)] for c in cats})
+    out.attrs = dict(vqa.attrs)
+    return out
+
+
 def text_table(agg, backends: dict | None = None, ocr_id: str | None = None):
     """Backend -> verdict ("usually correct", "often garbled", "mixed") with the text accuracy behind it,
     strict accuracy, garbled share, and the reference backend's accuracy (the OCR ceiling)."""
