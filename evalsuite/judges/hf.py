@@ -141,6 +141,10 @@ def load_model(judge: HfJudge):
     if offload != "none" and not device.startswith("cuda"):
         raise JudgeUnavailable(f"judge {judge.model}: offload={offload} needs a CUDA device")
     dtype = getattr(torch, DTYPES[judge.dtype_name()])
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()        # its per-shard "Loading weights" bar; the scorer reports progress
     try:
         processor = AutoProcessor.from_pretrained(src, revision=rev)
         kw: dict[str, Any] = {"dtype": dtype, "revision": rev}
@@ -150,6 +154,9 @@ def load_model(judge: HfJudge):
     except Exception as e:  # noqa: BLE001 - any loading failure is the stored missing reason
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         raise JudgeUnavailable(f"judge weights {judge.model} unavailable: {first}") from None
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
     _place(model, device, offload)
     processor.tokenizer.padding_side = "left"
     yes, no = single_token_ids(processor.tokenizer, YES_SPELLINGS), single_token_ids(processor.tokenizer, NO_SPELLINGS)
