@@ -19,9 +19,10 @@ from pathlib import Path
 from . import __version__
 from .errors import EvalsuiteError
 from .prompts import Prompt
-from .runfolder import (TMP_MARK, BackendInfo, ItemRecord, PlanEntry, Problem, RunInfo, atomic_write_json,
-                        entry_from_record, image_problem, load_json_model, quarantine, records_on_disk, scan_jsonl,
-                        write_jsonl)
+from .store.files import TMP_MARK, atomic_write_json
+from .store.folder import (entry_from_record, image_problem, load_json_model, quarantine, records_on_disk, scan_jsonl,
+                           write_jsonl)
+from .store.records import BackendInfo, ItemRecord, PlanEntry, Problem, RunInfo
 
 
 @dataclass

@@ -20,9 +20,9 @@ from .prompts import Prompt, load_prompt_set
 from .runopts import RunOptions
 from .generate import BackendCounts, generate_all, now  # noqa: F401  (BackendCounts: re-exported)
 from .spending import check_spending, cost_guard
-from .runfolder import (BackendInfo, ItemRecord, PlanEntry, RunInfo, atomic_write_json,
-                        image_problem, load_json_model, quarantine, remove_partial_files,
-                        scan_jsonl, stable_hash, write_jsonl)
+from .store.files import atomic_write_json, remove_partial_files, stable_hash
+from .store.folder import image_problem, load_json_model, quarantine, scan_jsonl, write_jsonl
+from .store.records import BackendInfo, ItemRecord, PlanEntry, RunInfo
 
 DEFAULT_SEEDS = (0, 1)
 RESULTS_ROOT = Path("results")

@@ -9,16 +9,12 @@ modules are imported by name when the classes are asked for (they are cheap: SDK
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from .base import RemoteService
-
-# Every RemoteService subclass, by "module.qualname", registered when its module is imported.
-SERVICE_CLASSES: dict[str, type["RemoteService"]] = {}
+# Every RemoteService subclass (backends/base.py), by "module.qualname", registered when its module is imported.
+SERVICE_CLASSES: dict[str, type] = {}
 
 
-def register(cls: type["RemoteService"]) -> None:
+def register(cls: type) -> None:
     SERVICE_CLASSES[f"{cls.__module__}.{cls.__qualname__}"] = cls
 
 
@@ -30,13 +26,13 @@ def import_registry_modules() -> None:
         importlib.import_module(module)
 
 
-def service_classes() -> list[type["RemoteService"]]:
+def service_classes() -> list[type]:
     """Every remote service class of the registry."""
     import_registry_modules()
     return list(SERVICE_CLASSES.values())
 
 
-def service_class_of(module: str) -> type["RemoteService"] | None:
+def service_class_of(module: str) -> type | None:
     """The RemoteService class defined in a registry module, or None for a local backend."""
     importlib.import_module(module)
     for cls in SERVICE_CLASSES.values():
