@@ -46,20 +46,7 @@ def imports_of(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
     package = name if is_pkg else name.rpartition(".")[0]
     out: set[str] = set()
     for node in _module_level(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            targets = [a.name for a in node.names]
-        else:
-            if node.level:
-                base = package.split(".")
-                base = base[: len(base) - (node.level - 1)]
-                mod = ".".join(base + ([node.module] if node.module else []))
-            else:
-                mod = node.module or ""
-            targets = [mod] + [f"{mod}.{a.name}" for a in node.names]
-        for t in targets:
-            # a module's own packages are already being imported: not an edge
-            if t in modules and t != name and not name.startswith(t + "."):
-                out.add(t)
+        out |= _targets(node, package, name, modules)
     return out
 
 
@@ -76,6 +63,8 @@ def all_imports_of(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
 
 
 def _targets(node, package: str, name: str, modules: dict[str, Path]) -> set[str]:
+    """The evalsuite modules an import node names (a module's own packages are already being imported: not
+    an edge)."""
     if isinstance(node, ast.Import):
         targets = [a.name for a in node.names]
     else:
