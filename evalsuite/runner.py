@@ -12,7 +12,6 @@ from typing import Any, Iterable
 from . import __version__
 from .backends import REGISTRY, make_backend, parse_size, planning
 from .backends.remote import Budget, redact, redact_obj
-from .check import rebuild_info, recovered_entries
 from .envinfo import environment
 from .plan import Plan, PlannedItem  # noqa: F401  (re-exported: the rows of Plan.entries)
 from .errors import BackendError, EvalsuiteError
@@ -20,8 +19,9 @@ from .prompts import Prompt, load_prompt_set
 from .runopts import RunOptions
 from .generate import BackendCounts, generate_all, now  # noqa: F401  (BackendCounts: re-exported)
 from .spending import check_spending, cost_guard
-from .store.files import atomic_write_json, remove_partial_files, stable_hash
-from .store.folder import image_problem, load_json_model, quarantine, scan_jsonl, write_jsonl
+from .resume import FolderState, merge_folder, still_to_make
+from .store.files import atomic_write_json, remove_partial_files
+from .store.folder import load_json_model, quarantine, write_jsonl
 from .store.records import BackendInfo, ItemRecord, PlanEntry, RunInfo
 
 DEFAULT_SEEDS = (0, 1)
@@ -190,43 +190,6 @@ def _prepare_backends(objs, concurrency: int | None, dry_run: bool, missing: lis
             missing.append(str(e))
 
 
-def _read_old_info(run_dir: Path, heal: list[tuple[str, str]], log) -> RunInfo | None:
-    """The folder's run.json; damaged or missing beside item records: rebuilt from them (and quarantined)."""
-    if (run_dir / "run.json").exists():
-        old_info, prob = load_json_model(run_dir / "run.json", RunInfo, "run.json")
-        if prob is not None:
-            log(f"{run_dir / 'run.json'}: damaged ({prob.what}); it goes to quarantine/ and is rebuilt from the "
-                "item records")
-            heal.append(("run.json", f"damaged run.json: {prob.what}"))
-            old_info = rebuild_info(run_dir)
-        return old_info
-    if run_dir.exists() and (run_dir / "items").is_dir():
-        log(f"{run_dir}: run.json is missing; rebuilding it from the item records")
-        return rebuild_info(run_dir)
-    if run_dir.exists() and any(run_dir.iterdir()):
-        raise EvalsuiteError(f"{run_dir} exists and is not a run folder; use another --run-dir")
-    return None
-
-
-def _read_old_plan(run_dir: Path, old_info: RunInfo | None, heal: list[tuple[str, str]], log):
-    """(plan entries, prompts by id) already in the folder; damaged lines are listed for quarantine."""
-    rows, plan_problems = scan_jsonl(run_dir / "plan.jsonl", "plan.jsonl", PlanEntry)
-    old_plan = [e for _, e in rows]
-    if plan_problems or (old_info is not None and not (run_dir / "run.json").is_file()) or heal:
-        old_plan += recovered_entries(run_dir, old_plan)
-    if plan_problems:
-        for prob in plan_problems:
-            log(f"{run_dir / prob.where()}: damaged plan line ({prob.what}); the plan is rebuilt from its good "
-                "lines and the item records")
-        heal.append(("plan.jsonl", "; ".join(str(x) for x in plan_problems[:5])))
-    prows, prompt_problems = scan_jsonl(run_dir / "prompts.jsonl", "prompts.jsonl", Prompt)
-    for prob in prompt_problems:
-        log(f"{run_dir / prob.where()}: damaged prompt line ({prob.what}); dropped")
-    if prompt_problems:
-        heal.append(("prompts.jsonl", "; ".join(str(x) for x in prompt_problems[:5])))
-    return old_plan, {d.id: d for _, d in prows}
-
-
 def _backend_infos(objs, old_info: RunInfo | None) -> dict[str, BackendInfo]:
     """run.json's backends: the old ones kept, these ones (re)described (secrets redacted)."""
     backend_infos = dict(old_info.backends) if old_info else {}
@@ -297,20 +260,6 @@ def _gather_ranks(dist, counts_by, before, info: RunInfo, run_dir: Path) -> bool
     return True
 
 
-def _kept_entries(objs, plan: Plan, old_info: RunInfo | None, old_plan: list[PlanEntry], old_prompts,
-                  new_prompts, new_entries: list[PlanEntry], size) -> list[PlanEntry]:
-    """Entries of earlier invocations that stay planned (the plan is a union), except those the new plan
-    replaces: the same (backend, prompt, seed), a backend whose pixel settings changed, or a changed prompt."""
-    planned_now = {(e.backend, e.prompt_id, e.seed) for e in new_entries}
-    same_settings = {b.label for b in objs if old_info is not None and b.label in old_info.backends
-                     and stable_hash(old_info.backends[b.label].key) == stable_hash(b.key())
-                     and old_info.size == (list(size) if size else None)}
-    return [e for e in old_plan
-            if e.backend not in plan.entries
-            or (e.backend in same_settings and (e.backend, e.prompt_id, e.seed) not in planned_now
-                and (e.prompt_id not in new_prompts or old_prompts.get(e.prompt_id) == new_prompts[e.prompt_id]))]
-
-
 @dataclass
 class _Setup:
     """Step 1, validated before anything is written: the backends, seeds, size, prompts and the plan."""
@@ -323,24 +272,6 @@ class _Setup:
     missing: list[str]        # --dry-run: what this machine lacks to run for real (no GPU, keys, weights)
     run_dir: Path
     plan: Plan
-
-
-@dataclass
-class _Folder:
-    """Step 2, what the folder already holds merged with the new plan (read-only until written)."""
-
-    heal: list[tuple[str, str]]      # (path relative to run_dir, why) to quarantine before generating
-    old_info: RunInfo | None
-    old_plan: list[PlanEntry]
-    old_prompts: dict[str, Prompt]
-    new_entries: list[PlanEntry]
-    kept: list[PlanEntry]            # entries of earlier invocations that stay planned
-    widened: int                     # ... of which belong to these backends
-    merged_prompts: dict[str, Prompt]
-
-    @property
-    def entries(self) -> list[PlanEntry]:
-        return self.kept + self.new_entries
 
 
 def _setup(backends, options: RunOptions) -> _Setup:
@@ -367,37 +298,6 @@ def _setup(backends, options: RunOptions) -> _Setup:
     return _Setup(specs, seed_list, size, prompt_set, objs, missing, run_dir, plan)
 
 
-def _merge_folder(s: _Setup, log) -> _Folder:
-    """The folder's run.json, plan and prompts merged with the new plan. Damaged files (run.json, plan or
-    prompt lines) are listed in heal, to be moved to quarantine/ once writing starts (never in a dry run)."""
-    run_dir = s.run_dir
-    if run_dir.exists() and not run_dir.is_dir():
-        raise EvalsuiteError(f"--run-dir {run_dir} is a file, not a directory; give a folder path")
-    heal: list[tuple[str, str]] = []
-    old_info = _read_old_info(run_dir, heal, log)
-    old_plan, old_prompts = _read_old_plan(run_dir, old_info, heal, log)
-    new_prompts = s.prompt_set.by_id()
-    # The plan is a union: entries of earlier invocations stay (a narrower rerun with --limit, --category or
-    # fewer seeds drops nothing), except those the new plan replaces: the same (backend, prompt, seed), or a
-    # backend whose pixel settings changed (its old items must not mix with the new ones), or a changed prompt.
-    new_entries = [row[0] for rows_ in s.plan.entries.values() for row in rows_]
-    kept = _kept_entries(s.objs, s.plan, old_info, old_plan, old_prompts, new_prompts, new_entries, s.size)
-    widened = sum(e.backend in s.plan.entries for e in kept)
-    if widened:
-        log(f"plan: {widened} item(s) of earlier invocations of these backends stay planned (the plan is a union); "
-            f"scores and reports cover all {len(kept) + len(new_entries)} planned items")
-    kept_ids = {e.prompt_id for e in kept}
-    for pid in kept_ids & set(new_prompts):
-        if old_prompts.get(pid) is not None and old_prompts[pid] != new_prompts[pid]:
-            raise EvalsuiteError(
-                f"prompt '{pid}' differs from the one already in {run_dir} for other backends; "
-                "use another --run-dir for the changed prompt set"
-            )
-    merged_prompts = {pid: old_prompts[pid] for pid in kept_ids if pid in old_prompts}
-    merged_prompts.update(new_prompts)
-    return _Folder(heal, old_info, old_plan, old_prompts, new_entries, kept, widened, merged_prompts)
-
-
 def _dry_run_result(s: _Setup, counts_by, todos, log) -> RunResult:
     """--dry-run: the plan was printed and priced; say what is missing to run for real, write nothing."""
     if s.missing:
@@ -417,14 +317,14 @@ def _shard_todos(plan: Plan, todos, dist) -> None:
         todos[label] = [row for row in todos[label] if row[0].record in mine]
 
 
-def _prompt_info(s: _Setup, f: _Folder, sel) -> dict[str, Any]:
+def _prompt_info(s: _Setup, f: FolderState, sel) -> dict[str, Any]:
     ps = s.prompt_set
     return {"name": ps.name, "source": ps.source, "sha256": ps.sha256, "count": len(ps.prompts),
             "categories": sel.categories, "limit": sel.limit, "planned_items": len(f.entries),
             "kept_from_earlier_invocations": f.widened}
 
 
-def _unchanged(s: _Setup, f: _Folder, todos, prompt_info, backend_infos, dist) -> bool:
+def _unchanged(s: _Setup, f: FolderState, todos, prompt_info, backend_infos, dist) -> bool:
     """A rerun with nothing to do and nothing changed rewrites nothing (and measures no environment)."""
     old = f.old_info
     return (old is not None and not dist.active and not any(todos.values()) and not f.heal
@@ -434,7 +334,7 @@ def _unchanged(s: _Setup, f: _Folder, todos, prompt_info, backend_infos, dist) -
             and f.old_plan == f.entries and f.old_prompts == f.merged_prompts)
 
 
-def _run_info(s: _Setup, f: _Folder, todos, out, sel, dist) -> tuple[RunInfo, bool]:
+def _run_info(s: _Setup, f: FolderState, todos, out, sel, dist) -> tuple[RunInfo, bool]:
     """run.json of this invocation, and whether it is unchanged from the folder's (then it is the old one)."""
     from .timing import rss_method
 
@@ -514,9 +414,9 @@ def _run(backends, options: RunOptions, log, dist) -> RunResult:
     """The stages of a run: validate, merge with the folder, guard the cost, record, generate, score."""
     spend, sc, out = options.spending, options.scoring, options.output
     s = _setup(backends, options)                       # 1. validate everything before writing anything
-    f = _merge_folder(s, log)                           # 2. merge with what the folder already holds
+    f = merge_folder(s.run_dir, s.objs, s.plan, s.prompt_set, s.size, log)                           # 2. merge with what the folder already holds
     # What is still to make (read-only): the cost guard and --dry-run need it before anything is written.
-    todos, counts_by = _todo(s.plan, s.run_dir, options.resume.retry_failed, options.resume.retry_filtered,
+    todos, counts_by = still_to_make(s.plan, s.run_dir, options.resume.retry_failed, options.resume.retry_filtered,
                              f.heal, log)
     cost_guard(s.objs, s.plan, todos, yes=spend.yes, dry_run=spend.dry_run, max_cost=spend.max_cost,
                max_calls_without_confirm=spend.max_calls_without_confirm, log=log)
@@ -555,44 +455,6 @@ def _same(a, b) -> bool:
     import json
 
     return json.dumps(a.model_dump(mode="json"), sort_keys=True) == json.dumps(b.model_dump(mode="json"), sort_keys=True)
-
-
-def _todo(plan: Plan, run_dir: Path, retry_failed: bool, retry_filtered: bool,
-          heal: list[tuple[str, str]] | None = None, log=None):
-    """Per backend: the items still to generate, and counts of what the folder already holds.
-
-    A damaged record, or an ok record whose image is missing or truncated, makes its item one to generate;
-    its files are added to `heal` (moved to quarantine/ once writing starts). Reads only."""
-    todos: dict[str, list] = {}
-    counts_by: dict[str, BackendCounts] = {}
-    heal = heal if heal is not None else []
-    for label, rows in plan.entries.items():
-        counts = BackendCounts(planned=len(rows), skipped_prompts=plan.skipped[label])
-        counts_by[label] = counts
-        todo = []
-        for entry, prompt, w, h in rows:
-            rec_path = run_dir / entry.record
-            if rec_path.is_file():
-                rec, prob = load_json_model(rec_path, ItemRecord, entry.record)
-                why = f"damaged record: {prob.what}" if prob is not None else image_problem(run_dir, rec)
-                if why is not None:
-                    if log is not None:
-                        log(f"{run_dir / entry.record}: {why}; the item is generated again (old files go to "
-                            "quarantine/)")
-                    heal.append((entry.record, why))
-                    if (run_dir / entry.image).is_file():
-                        heal.append((entry.image, why))
-                    todo.append((entry, prompt, w, h))
-                    continue
-                again = (retry_failed and rec.status == "failed") or (retry_filtered and rec.status == "filtered")
-                if not again:
-                    counts.reused += rec.status == "ok"
-                    counts.failed += rec.status == "failed"
-                    counts.filtered += rec.status == "filtered"
-                    continue
-            todo.append((entry, prompt, w, h))
-        todos[label] = todo
-    return todos, counts_by
 
 
 def _failure_summary(run_dir: Path, plan: Plan, per_backend: int = 3) -> dict[str, list[str]]:
