@@ -12,7 +12,6 @@ from typing import Any, Iterable
 from . import __version__
 from .backends import REGISTRY, make_backend, parse_size, planning
 from .backends.remote import Budget, redact, redact_obj
-from .check import rebuild_info, recovered_entries
 from .envinfo import environment
 from .plan import Plan, PlannedItem  # noqa: F401  (re-exported: the rows of Plan.entries)
 from .errors import BackendError, EvalsuiteError
@@ -20,9 +19,10 @@ from .prompts import Prompt, load_prompt_set
 from .runopts import RunOptions
 from .generate import BackendCounts, generate_all, now  # noqa: F401  (BackendCounts: re-exported)
 from .spending import check_spending, cost_guard
-from .runfolder import (BackendInfo, ItemRecord, PlanEntry, RunInfo, atomic_write_json,
-                        image_problem, load_json_model, quarantine, remove_partial_files,
-                        scan_jsonl, stable_hash, write_jsonl)
+from .resume import FolderState, merge_folder, still_to_make
+from .store.files import atomic_write_json, remove_partial_files
+from .store.folder import load_json_model, quarantine, write_jsonl
+from .store.records import BackendInfo, ItemRecord, PlanEntry, RunInfo
 
 DEFAULT_SEEDS = (0, 1)
 RESULTS_ROOT = Path("results")
@@ -116,26 +116,18 @@ class RunResult:
         return f"generated {g}, reused {r}, failed {f}, filtered {x} -> {self.run_dir}"
 
 
-_Plan = Plan   # the typed plan lives in evalsuite/plan.py
-
-
 def run(
     backends: str | Iterable[str],
     prompts: str = "core",
     *,
     seeds: Iterable[int] | str | None = None,
     num_seeds: int | None = None,
-    categories: list[str] | None = None,
-    limit: int | None = None,
+    categories: list[str] | None = None, limit: int | None = None,
     size: str | tuple[int, int] | None = None,
     run_dir: str | Path | None = None,
-    retry_failed: bool = False,
-    retry_filtered: bool = False,
-    concurrency: int | None = None,
-    yes: bool = False,
-    dry_run: bool = False,
-    max_cost: float | None = None,
-    rate_limit: float | None = None,
+    retry_failed: bool = False, retry_filtered: bool = False,
+    concurrency: int | None = None, yes: bool = False, dry_run: bool = False,
+    max_cost: float | None = None, rate_limit: float | None = None,
     max_calls_without_confirm: int = 50,
     progress: bool = True,
     argv: list[str] | None = None,
@@ -153,22 +145,18 @@ def run(
     """Generate every prompt x seed with each backend into `run_dir`; resume where a run stopped.
 
     Nothing is written before every input is validated. Returns a RunResult with per-backend counts.
-    Remote backends (b.remote) run in background threads, `concurrency` requests in flight each, while
-    local backends generate in this thread; before the first paid call the calls and an estimated cost are
-    printed, and above `max_calls_without_confirm` paid calls `yes=True` is required. `dry_run` prints
-    the plan and returns without writing anything; `max_cost` (USD) stops submitting remote calls;
-    `rate_limit` caps remote submissions per second across all remote backends of the run.
-    With score=True (default) the run is then scored (evalsuite.scoring.score_run) into result.scores;
-    with overlap a worker thread scores finished images while generation goes on, so the final pass finds
-    them done (same detail files, same table: docs/scale.md). overlap=None (default) turns it on when
-    generation does not compete with scoring for the CPU: a local backend on CUDA or a remote backend.
-    Under torchrun / accelerate launch (WORLD_SIZE > 1) the items are sharded over the processes and
-    rank 0 writes the run files and scores once (evalsuite.distributed).
-    With report=True (default) the report (tables, charts, report.html in RUN_DIR/report) is written
-    after scoring into result.report. `config` ({path, options} of `run --config FILE`) is recorded with
-    the invocation in run.json.
-    `options` (evalsuite.runopts.RunOptions, what the CLI builds) replaces all the keyword arguments above
-    but `log`; the keyword arguments are the same options, flat.
+    Remote backends (b.remote) run in background threads, `concurrency` requests in flight each, local ones
+    in this thread; before the first paid call the calls and an estimated cost are printed, and above
+    `max_calls_without_confirm` paid calls `yes=True` is required. `dry_run` prints the plan and writes
+    nothing; `max_cost` (USD) stops submitting remote calls; `rate_limit` caps remote submissions per second.
+    score=True (default) scores the run (evalsuite.scoring.score_run) into result.scores; with overlap a
+    worker thread scores finished images during generation (docs/scale.md); overlap=None (default) turns it
+    on when generation does not compete with scoring for the CPU (a local backend on CUDA or a remote one).
+    Under torchrun / accelerate launch (WORLD_SIZE > 1) the items are sharded over the processes and rank 0
+    writes the run files and scores once (evalsuite.distributed). report=True (default) writes the report
+    (RUN_DIR/report) into result.report. `config` ({path, options} of `run --config FILE`) is recorded in
+    run.json. `options` (evalsuite.runopts.RunOptions, what the CLI builds) replaces all the keyword
+    arguments above but `log`; the keyword arguments are the same options, flat.
     """
     log = log or (lambda msg: print(msg, file=sys.stderr))
     from . import distributed
@@ -199,43 +187,6 @@ def _prepare_backends(objs, concurrency: int | None, dry_run: bool, missing: lis
             if not dry_run:
                 raise
             missing.append(str(e))
-
-
-def _read_old_info(run_dir: Path, heal: list[tuple[str, str]], log) -> RunInfo | None:
-    """The folder's run.json; damaged or missing beside item records: rebuilt from them (and quarantined)."""
-    if (run_dir / "run.json").exists():
-        old_info, prob = load_json_model(run_dir / "run.json", RunInfo, "run.json")
-        if prob is not None:
-            log(f"{run_dir / 'run.json'}: damaged ({prob.what}); it goes to quarantine/ and is rebuilt from the "
-                "item records")
-            heal.append(("run.json", f"damaged run.json: {prob.what}"))
-            old_info = rebuild_info(run_dir)
-        return old_info
-    if run_dir.exists() and (run_dir / "items").is_dir():
-        log(f"{run_dir}: run.json is missing; rebuilding it from the item records")
-        return rebuild_info(run_dir)
-    if run_dir.exists() and any(run_dir.iterdir()):
-        raise EvalsuiteError(f"{run_dir} exists and is not a run folder; use another --run-dir")
-    return None
-
-
-def _read_old_plan(run_dir: Path, old_info: RunInfo | None, heal: list[tuple[str, str]], log):
-    """(plan entries, prompts by id) already in the folder; damaged lines are listed for quarantine."""
-    rows, plan_problems = scan_jsonl(run_dir / "plan.jsonl", "plan.jsonl", PlanEntry)
-    old_plan = [e for _, e in rows]
-    if plan_problems or (old_info is not None and not (run_dir / "run.json").is_file()) or heal:
-        old_plan += recovered_entries(run_dir, old_plan)
-    if plan_problems:
-        for prob in plan_problems:
-            log(f"{run_dir / prob.where()}: damaged plan line ({prob.what}); the plan is rebuilt from its good "
-                "lines and the item records")
-        heal.append(("plan.jsonl", "; ".join(str(x) for x in plan_problems[:5])))
-    prows, prompt_problems = scan_jsonl(run_dir / "prompts.jsonl", "prompts.jsonl", Prompt)
-    for prob in prompt_problems:
-        log(f"{run_dir / prob.where()}: damaged prompt line ({prob.what}); dropped")
-    if prompt_problems:
-        heal.append(("prompts.jsonl", "; ".join(str(x) for x in prompt_problems[:5])))
-    return old_plan, {d.id: d for _, d in prows}
 
 
 def _backend_infos(objs, old_info: RunInfo | None) -> dict[str, BackendInfo]:
@@ -308,159 +259,129 @@ def _gather_ranks(dist, counts_by, before, info: RunInfo, run_dir: Path) -> bool
     return True
 
 
-def _kept_entries(objs, plan: Plan, old_info: RunInfo | None, old_plan: list[PlanEntry], old_prompts,
-                  new_prompts, new_entries: list[PlanEntry], size) -> list[PlanEntry]:
-    """Entries of earlier invocations that stay planned (the plan is a union), except those the new plan
-    replaces: the same (backend, prompt, seed), a backend whose pixel settings changed, or a changed prompt."""
-    planned_now = {(e.backend, e.prompt_id, e.seed) for e in new_entries}
-    same_settings = {b.label for b in objs if old_info is not None and b.label in old_info.backends
-                     and stable_hash(old_info.backends[b.label].key) == stable_hash(b.key())
-                     and old_info.size == (list(size) if size else None)}
-    return [e for e in old_plan
-            if e.backend not in plan.entries
-            or (e.backend in same_settings and (e.backend, e.prompt_id, e.seed) not in planned_now
-                and (e.prompt_id not in new_prompts or old_prompts.get(e.prompt_id) == new_prompts[e.prompt_id]))]
+@dataclass
+class _Setup:
+    """Step 1, validated before anything is written: the backends, seeds, size, prompts and the plan."""
+
+    specs: list[str]
+    seeds: list[int]
+    size: tuple[int, int] | None
+    prompt_set: Any
+    objs: list[Any]
+    missing: list[str]        # --dry-run: what this machine lacks to run for real (no GPU, keys, weights)
+    run_dir: Path
+    plan: Plan
 
 
-def _run(backends, options: RunOptions, log, dist) -> RunResult:
-    from . import distributed
-    from .timing import rss_method
-
-    sel, spend, sc, out = options.selection, options.spending, options.scoring, options.output
-    prompts, seeds, num_seeds, categories, limit, size = (sel.prompts, sel.seeds, sel.num_seeds, sel.categories,
-                                                          sel.limit, sel.size)
-    max_cost, rate_limit, yes, concurrency, dry_run = (spend.max_cost, spend.rate_limit, spend.yes,
-                                                       spend.concurrency, spend.dry_run)
-    max_calls_without_confirm = spend.max_calls_without_confirm
-    retry_failed, retry_filtered = options.resume.retry_failed, options.resume.retry_filtered
-    score, scorers, ocr, clip_model, overlap, report = (sc.score, sc.scorers, sc.ocr, sc.clip_model, sc.overlap,
-                                                        sc.report)
-    run_dir, progress, argv, config = out.run_dir, out.progress, out.argv, out.config
-    judge = sc.judge
-
-    # 1. Validate everything before writing anything.
-    if score:
+def _setup(backends, options: RunOptions) -> _Setup:
+    """Validate every input (scoring options, specs, seeds, size, prompts, backends, spending limits)."""
+    sel, spend, sc = options.selection, options.spending, options.scoring
+    if sc.score:
         from .scoring import validate_options
 
-        validate_options(scorers, ocr, clip_model, judge=judge)
+        validate_options(sc.scorers, sc.ocr, sc.clip_model, judge=sc.judge)
     specs = split_backend_specs(backends)
-    seed_list = resolve_seeds(seeds, num_seeds)
-    if isinstance(size, str):
-        size = parse_size(size, "--size")
-    prompt_set = load_prompt_set(prompts, categories=categories, limit=limit)
-    missing: list[str] = []   # --dry-run: what this machine lacks to run for real (no GPU, keys, weights)
-    with planning() if dry_run else contextlib.nullcontext(missing) as missing:
+    seed_list = resolve_seeds(sel.seeds, sel.num_seeds)
+    size = parse_size(sel.size, "--size") if isinstance(sel.size, str) else sel.size
+    prompt_set = load_prompt_set(sel.prompts, categories=sel.categories, limit=sel.limit)
+    missing: list[str] = []
+    with planning() if spend.dry_run else contextlib.nullcontext(missing) as missing:
         objs = [make_backend(s) for s in specs]
     labels = [b.label for b in objs]
     if len(set(labels)) != len(labels):
         raise EvalsuiteError(f"two backends map to the same folder label: {labels}")
     check_spending(spend)
-    _prepare_backends(objs, concurrency, dry_run, missing)
-    run_dir = Path(run_dir) if run_dir else RESULTS_ROOT / prompt_set.name
-    plan = _Plan(run_dir, objs, prompt_set, seed_list, size)
+    _prepare_backends(objs, spend.concurrency, spend.dry_run, missing)
+    run_dir = Path(options.output.run_dir) if options.output.run_dir else RESULTS_ROOT / prompt_set.name
+    plan = Plan(run_dir, objs, prompt_set, seed_list, size)
+    return _Setup(specs, seed_list, size, prompt_set, objs, missing, run_dir, plan)
 
-    # 2. Merge with what the folder already holds. Damaged files (run.json, plan or prompt lines, records,
-    # images of finished items) are listed now and moved to quarantine/ once writing starts (never in a dry run).
-    if run_dir.exists() and not run_dir.is_dir():
-        raise EvalsuiteError(f"--run-dir {run_dir} is a file, not a directory; give a folder path")
-    heal: list[tuple[str, str]] = []          # (path relative to run_dir, why) to quarantine before generating
-    old_info = _read_old_info(run_dir, heal, log)
-    old_plan, old_prompts = _read_old_plan(run_dir, old_info, heal, log)
-    new_prompts = prompt_set.by_id()
-    # The plan is a union: entries of earlier invocations stay (a narrower rerun with --limit, --category or
-    # fewer seeds drops nothing), except those the new plan replaces: the same (backend, prompt, seed), or a
-    # backend whose pixel settings changed (its old items must not mix with the new ones), or a changed prompt.
-    new_entries = [row[0] for rows_ in plan.entries.values() for row in rows_]
-    kept = _kept_entries(objs, plan, old_info, old_plan, old_prompts, new_prompts, new_entries, size)
-    widened = sum(e.backend in plan.entries for e in kept)
-    if widened:
-        log(f"plan: {widened} item(s) of earlier invocations of these backends stay planned (the plan is a union); "
-            f"scores and reports cover all {len(kept) + len(new_entries)} planned items")
-    kept_ids = {e.prompt_id for e in kept}
-    for pid in kept_ids & set(new_prompts):
-        if old_prompts.get(pid) is not None and old_prompts[pid] != new_prompts[pid]:
-            raise EvalsuiteError(
-                f"prompt '{pid}' differs from the one already in {run_dir} for other backends; "
-                "use another --run-dir for the changed prompt set"
-            )
-    merged_prompts = {pid: old_prompts[pid] for pid in kept_ids if pid in old_prompts}
-    merged_prompts.update(new_prompts)
 
-    # What is still to make (read-only): the cost guard and --dry-run need it before anything is written.
-    todos, counts_by = _todo(plan, run_dir, retry_failed, retry_filtered, heal, log)
-    cost_guard(objs, plan, todos, yes=yes, dry_run=dry_run, max_cost=max_cost,
-                max_calls_without_confirm=max_calls_without_confirm, log=log)
-    if dry_run:
-        if missing:
-            log("missing to run for real:")
-            for line in missing:
-                log(f"  {line}")
-        return RunResult(run_dir=run_dir, backends=counts_by, dry_run=True,
-                         todo={k: len(v) for k, v in todos.items()}, missing=missing)
-    if dist.active:  # this rank's share: plan entry i of each backend goes to rank i % world_size
-        for label, rows in plan.entries.items():
-            mine = {e.record for e, *_ in distributed.shard(rows, dist.rank, dist.world_size)}
-            todos[label] = [row for row in todos[label] if row[0].record in mine]
+def _dry_run_result(s: _Setup, counts_by, todos, log) -> RunResult:
+    """--dry-run: the plan was printed and priced; say what is missing to run for real, write nothing."""
+    if s.missing:
+        log("missing to run for real:")
+        for line in s.missing:
+            log(f"  {line}")
+    return RunResult(run_dir=s.run_dir, backends=counts_by, dry_run=True,
+                     todo={k: len(v) for k, v in todos.items()}, missing=s.missing)
 
-    stamp = now()
-    backend_infos = _backend_infos(objs, old_info)
-    prompt_info = {"name": prompt_set.name, "source": prompt_set.source, "sha256": prompt_set.sha256,
-                   "count": len(prompt_set.prompts), "categories": categories, "limit": limit,
-                   "planned_items": len(kept) + len(new_entries), "kept_from_earlier_invocations": widened}
-    # A rerun with nothing to do and nothing changed rewrites nothing (and measures no environment).
-    unchanged = (old_info is not None and not dist.active and not any(todos.values()) and not heal
-                 and old_info.evalsuite_version == __version__ and old_info.prompt_set == prompt_info
-                 and old_info.seeds == seed_list and old_info.size == (list(size) if size else None)
-                 and all(k in old_info.backends and _same(old_info.backends[k], v) for k, v in backend_infos.items())
-                 and old_plan == kept + new_entries and old_prompts == merged_prompts)
-    env = old_info.environment if unchanged else environment()
-    if not unchanged:
-        env["peak_rss_method"] = rss_method()
+
+def _shard_todos(plan: Plan, todos, dist) -> None:
+    """This rank's share: plan entry i of each backend goes to rank i % world_size."""
+    from . import distributed
+
+    for label, rows in plan.entries.items():
+        mine = {e.record for e, *_ in distributed.shard(rows, dist.rank, dist.world_size)}
+        todos[label] = [row for row in todos[label] if row[0].record in mine]
+
+
+def _prompt_info(s: _Setup, f: FolderState, sel) -> dict[str, Any]:
+    ps = s.prompt_set
+    return {"name": ps.name, "source": ps.source, "sha256": ps.sha256, "count": len(ps.prompts),
+            "categories": sel.categories, "limit": sel.limit, "planned_items": len(f.entries),
+            "kept_from_earlier_invocations": f.widened}
+
+
+def _unchanged(s: _Setup, f: FolderState, todos, prompt_info, backend_infos, dist) -> bool:
+    """A rerun with nothing to do and nothing changed rewrites nothing (and measures no environment)."""
+    old = f.old_info
+    return (old is not None and not dist.active and not any(todos.values()) and not f.heal
+            and old.evalsuite_version == __version__ and old.prompt_set == prompt_info
+            and old.seeds == s.seeds and old.size == (list(s.size) if s.size else None)
+            and all(k in old.backends and _same(old.backends[k], v) for k, v in backend_infos.items())
+            and f.old_plan == f.entries and f.old_prompts == f.merged_prompts)
+
+
+def _run_info(s: _Setup, f: FolderState, todos, out, sel, dist) -> tuple[RunInfo, bool]:
+    """run.json of this invocation, and whether it is unchanged from the folder's (then it is the old one)."""
+    from .timing import rss_method
+
+    stamp, old = now(), f.old_info
+    backend_infos = _backend_infos(s.objs, old)
+    prompt_info = _prompt_info(s, f, sel)
+    unchanged = _unchanged(s, f, todos, prompt_info, backend_infos, dist)
+    if unchanged:
+        return old, True
+    env = environment()
+    env["peak_rss_method"] = rss_method()
     if dist.active:
         env["distributed"] = {"world_size": dist.world_size, "backend": dist.backend,
                               "sharding": "plan entry i of each backend -> rank i % world_size"}
+    invocation = {"time": stamp, "argv": redact_obj(list(out.argv)) if out.argv is not None else None,
+                  "backends": redact_obj(s.specs), "seeds": s.seeds,
+                  **({"config": redact_obj(out.config)} if out.config else {})}
     info = RunInfo(
-        evalsuite_version=__version__, created=old_info.created if old_info else stamp, updated=stamp,
-        prompt_set=prompt_info,
-        seeds=seed_list, size=list(size) if size else None, backends=backend_infos, environment=env,
-        invocations=(old_info.invocations if old_info else []) + [
-            {"time": stamp, "argv": redact_obj(list(argv)) if argv is not None else None,
-             "backends": redact_obj(specs), "seeds": seed_list,
-             **({"config": redact_obj(config)} if config else {})}],
+        evalsuite_version=__version__, created=old.created if old else stamp, updated=stamp,
+        prompt_set=prompt_info, seeds=s.seeds, size=list(s.size) if s.size else None, backends=backend_infos,
+        environment=env, invocations=(old.invocations if old else []) + [invocation],
     )
-    if unchanged:
-        info = old_info
-    dist.barrier()     # every rank has read the folder's old state before rank 0 changes it
-    if dist.is_main and not unchanged:   # rank 0 writes the run files; the other ranks start once they exist
-        _write_run_files(run_dir, heal, merged_prompts, kept + new_entries, info, log)
-    dist.barrier()
+    return info, False
 
-    result = RunResult(run_dir=run_dir, rank=dist.rank if dist.active else None)
-    _note_backends(objs, plan, info, result, log)
 
-    # 3. Generate what is missing: remote backends in background threads, local ones here, one at a time.
-    result.backends = counts_by
-    result.todo = {k: len(v) for k, v in todos.items()}
-    budget = Budget(max_cost / dist.world_size if max_cost is not None else None,  # each rank its share
-                    rate_limit / dist.world_size if rate_limit is not None else None)
-    before = {k: (c.generated, c.failed, c.filtered, c.not_attempted) for k, c in counts_by.items()}
-    worker = None
+def _start_worker(s: _Setup, todos, sc, dist, log):
+    """The overlapped scoring worker (None when off): it scores each item as it lands, and the items made
+    earlier but maybe not scored yet (this rank's share)."""
+    from . import distributed
+
+    overlap = sc.overlap
     if overlap is None:   # on a CPU-only machine generation and scoring fight over the same cores: score after
-        overlap = any(b.remote or str(b.device or "").startswith("cuda")
-                      for b in objs if todos[b.label])
-    if score and overlap and any(todos.values()):
-        from .scoring.overlap import ScoringWorker
+        overlap = any(b.remote or str(b.device or "").startswith("cuda") for b in s.objs if todos[b.label])
+    if not (sc.score and overlap and any(todos.values())):
+        return None
+    from .scoring.overlap import ScoringWorker
 
-        worker = ScoringWorker(run_dir, scorers, ocr=ocr, clip_model=clip_model, log=log, judge=judge)
-        worker.start()
-        for label, rows in plan.entries.items():   # items made earlier but maybe not scored yet: this rank's share
-            for e, *_ in distributed.shard(rows, dist.rank, dist.world_size):
-                worker.submit(e)
-    generate_all(objs, todos, run_dir, info, counts_by, progress, budget, worker, dist)
-    if dist.active and not _gather_ranks(dist, counts_by, before, info, run_dir):
-        return RunResult(run_dir=run_dir, backends=counts_by, todo={k: len(v) for k, v in todos.items()},
-                         rank=dist.rank)
-    result.failures = _failure_summary(run_dir, plan)
+    worker = ScoringWorker(s.run_dir, sc.scorers, ocr=sc.ocr, clip_model=sc.clip_model, log=log, judge=sc.judge)
+    worker.start()
+    for label, rows in s.plan.entries.items():
+        for e, *_ in distributed.shard(rows, dist.rank, dist.world_size):
+            worker.submit(e)
+    return worker
+
+
+def _log_outcome(result: RunResult, s: _Setup, counts_by, log) -> None:
+    """Failed/filtered items of this plan and the items not attempted, per backend."""
+    result.failures = _failure_summary(s.run_dir, s.plan)
     for label, lines in result.failures.items():
         for line in lines:
             log(f"{label}: {line}")
@@ -468,23 +389,63 @@ def _run(backends, options: RunOptions, log, dist) -> RunResult:
         if c.not_attempted:
             log(f"{label}: {c.not_attempted} item(s) not attempted (--max-cost reached or interrupted); "
                 "rerun to continue")
+
+
+def _score_and_report(result: RunResult, worker, sc, progress: bool, log) -> None:
+    """The final scoring pass (evalsuite.scoring.score_run), then the report in RUN_DIR/report."""
+    from .scoring import score_run
+
+    result.scores = score_run(result.run_dir, sc.scorers, ocr=sc.ocr, clip_model=sc.clip_model, progress=progress,
+                              log=log, judge=sc.judge)
+    if worker is not None:   # what the worker scored during this run counts as scored, not as cached
+        for slug, wc in worker.result.counts.items():
+            c = result.scores.counts.get(slug)
+            if c is not None and wc.scored:
+                moved = min(wc.scored, c.cached)
+                c.scored, c.cached = c.scored + moved, c.cached - moved
+    if sc.report:  # tables, charts and report.html in RUN_DIR/report (evalsuite.report; only after scoring)
+        from .report import write_report
+
+        result.report = write_report([result.run_dir], progress=progress, log=log, reuse=True)
+
+
+def _run(backends, options: RunOptions, log, dist) -> RunResult:
+    """The stages of a run: validate, merge with the folder, guard the cost, record, generate, score."""
+    spend, sc, out = options.spending, options.scoring, options.output
+    s = _setup(backends, options)                       # 1. validate everything before writing anything
+    f = merge_folder(s.run_dir, s.objs, s.plan, s.prompt_set, s.size, log)                           # 2. merge with what the folder already holds
+    # What is still to make (read-only): the cost guard and --dry-run need it before anything is written.
+    todos, counts_by = still_to_make(s.plan, s.run_dir, options.resume.retry_failed, options.resume.retry_filtered,
+                             f.heal, log)
+    cost_guard(s.objs, s.plan, todos, yes=spend.yes, dry_run=spend.dry_run, max_cost=spend.max_cost,
+               max_calls_without_confirm=spend.max_calls_without_confirm, log=log)
+    if spend.dry_run:
+        return _dry_run_result(s, counts_by, todos, log)
+    if dist.active:
+        _shard_todos(s.plan, todos, dist)
+    info, unchanged = _run_info(s, f, todos, out, options.selection, dist)
+    dist.barrier()     # every rank has read the folder's old state before rank 0 changes it
+    if dist.is_main and not unchanged:   # rank 0 writes the run files; the other ranks start once they exist
+        _write_run_files(s.run_dir, f.heal, f.merged_prompts, f.entries, info, log)
+    dist.barrier()
+
+    result = RunResult(run_dir=s.run_dir, rank=dist.rank if dist.active else None)
+    _note_backends(s.objs, s.plan, info, result, log)
+    # 3. Generate what is missing: remote backends in background threads, local ones here, one at a time.
+    result.backends = counts_by
+    result.todo = {k: len(v) for k, v in todos.items()}
+    budget = Budget(spend.max_cost / dist.world_size if spend.max_cost is not None else None,  # each rank its share
+                    spend.rate_limit / dist.world_size if spend.rate_limit is not None else None)
+    before = {k: (c.generated, c.failed, c.filtered, c.not_attempted) for k, c in counts_by.items()}
+    worker = _start_worker(s, todos, sc, dist, log)
+    generate_all(s.objs, todos, s.run_dir, info, counts_by, out.progress, budget, worker, dist)
+    if dist.active and not _gather_ranks(dist, counts_by, before, info, s.run_dir):
+        return RunResult(run_dir=s.run_dir, backends=counts_by, todo=result.todo, rank=dist.rank)
+    _log_outcome(result, s, counts_by, log)
     if worker is not None:
         result.scored_while_generating = worker.scored
-    if score:
-        from .scoring import score_run
-
-        result.scores = score_run(run_dir, scorers, ocr=ocr, clip_model=clip_model, progress=progress, log=log,
-                                  judge=judge)
-        if worker is not None:   # what the worker scored during this run counts as scored, not as cached
-            for slug, wc in worker.result.counts.items():
-                c = result.scores.counts.get(slug)
-                if c is not None and wc.scored:
-                    moved = min(wc.scored, c.cached)
-                    c.scored, c.cached = c.scored + moved, c.cached - moved
-        if report:  # tables, charts and report.html in RUN_DIR/report (evalsuite.report; only after scoring)
-            from .report import write_report
-
-            result.report = write_report([run_dir], progress=progress, log=log, reuse=True)
+    if sc.score:
+        _score_and_report(result, worker, sc, out.progress, log)
     return result
 
 
@@ -495,45 +456,7 @@ def _same(a, b) -> bool:
     return json.dumps(a.model_dump(mode="json"), sort_keys=True) == json.dumps(b.model_dump(mode="json"), sort_keys=True)
 
 
-def _todo(plan: "_Plan", run_dir: Path, retry_failed: bool, retry_filtered: bool,
-          heal: list[tuple[str, str]] | None = None, log=None):
-    """Per backend: the items still to generate, and counts of what the folder already holds.
-
-    A damaged record, or an ok record whose image is missing or truncated, makes its item one to generate;
-    its files are added to `heal` (moved to quarantine/ once writing starts). Reads only."""
-    todos: dict[str, list] = {}
-    counts_by: dict[str, BackendCounts] = {}
-    heal = heal if heal is not None else []
-    for label, rows in plan.entries.items():
-        counts = BackendCounts(planned=len(rows), skipped_prompts=plan.skipped[label])
-        counts_by[label] = counts
-        todo = []
-        for entry, prompt, w, h in rows:
-            rec_path = run_dir / entry.record
-            if rec_path.is_file():
-                rec, prob = load_json_model(rec_path, ItemRecord, entry.record)
-                why = f"damaged record: {prob.what}" if prob is not None else image_problem(run_dir, rec)
-                if why is not None:
-                    if log is not None:
-                        log(f"{run_dir / entry.record}: {why}; the item is generated again (old files go to "
-                            "quarantine/)")
-                    heal.append((entry.record, why))
-                    if (run_dir / entry.image).is_file():
-                        heal.append((entry.image, why))
-                    todo.append((entry, prompt, w, h))
-                    continue
-                again = (retry_failed and rec.status == "failed") or (retry_filtered and rec.status == "filtered")
-                if not again:
-                    counts.reused += rec.status == "ok"
-                    counts.failed += rec.status == "failed"
-                    counts.filtered += rec.status == "filtered"
-                    continue
-            todo.append((entry, prompt, w, h))
-        todos[label] = todo
-    return todos, counts_by
-
-
-def _failure_summary(run_dir: Path, plan: "_Plan", per_backend: int = 3) -> dict[str, list[str]]:
+def _failure_summary(run_dir: Path, plan: Plan, per_backend: int = 3) -> dict[str, list[str]]:
     """Per backend: counts of failed/filtered items of this plan and the first few distinct messages."""
     out: dict[str, list[str]] = {}
     for label, rows in plan.entries.items():

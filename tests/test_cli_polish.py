@@ -75,11 +75,11 @@ def test_run_config_file_yaml_and_toml_recorded_and_overridden_by_flags(tmp_path
     toml = tmp_path / "run.toml"
     toml.write_text('[run]\nbackends = "reference"\nprompts = "smoke"\nseeds = [0]\nno_score = true\n', encoding="utf-8")
     out2 = tmp_path / "run2"
-    r = run_cli("run", "--config", toml, "--backends", "flux-tiny", "--limit", "1", "--no-progress", "--out", out2,
+    r = run_cli("run", "--config", toml, "--backends", "dummy", "--limit", "1", "--no-progress", "--out", out2,
                 timeout=180)
     assert r.returncode == 0, r.stderr
     info = json.loads((out2 / "run.json").read_text())
-    assert list(info["backends"]) == ["flux-tiny"]    # --backends on the command line replaces the file's list
+    assert list(info["backends"]) == ["dummy"]        # --backends on the command line replaces the file's list
     assert info["seeds"] == [0]
 
 

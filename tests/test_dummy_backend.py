@@ -52,3 +52,25 @@ def test_dummy_never_imports_torch(tmp_path):
                          cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_dummy_delay_slows_each_image_and_leaves_the_key_alone():
+    import time
+
+    import pytest
+
+    from evalsuite.backends import GenRequest
+    from evalsuite.errors import EvalsuiteError
+
+    slow, fast = make_backend("dummy:delay=0.05,batch_size=1"), make_backend("dummy")
+    assert slow.key() == fast.key() and slow.config()["delay_s"] == 0.05 and "delay_s" not in fast.config()
+    assert (slow.max_batch_size, fast.max_batch_size) == (1, 16)
+    p = evalsuite.prompts.load_prompt_set("smoke").prompts[0]
+    t = time.perf_counter()
+    a = slow.generate([GenRequest(p, 0, 16, 16), GenRequest(p, 1, 16, 16)])
+    assert time.perf_counter() - t >= 0.1
+    assert a[0].image.tobytes() == fast.generate([GenRequest(p, 0, 16, 16)])[0].image.tobytes()
+    for bad, opt in (("dummy:delay=-1", "delay"), ("dummy:delay=nan", "delay"), ("dummy:delay=soon", "delay"),
+                     ("dummy:batch_size=0", "batch_size")):
+        with pytest.raises(EvalsuiteError, match=f"option '{opt}'"):
+            make_backend(bad)

@@ -46,21 +46,40 @@ def imports_of(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
     package = name if is_pkg else name.rpartition(".")[0]
     out: set[str] = set()
     for node in _module_level(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            targets = [a.name for a in node.names]
-        else:
-            if node.level:
-                base = package.split(".")
-                base = base[: len(base) - (node.level - 1)]
-                mod = ".".join(base + ([node.module] if node.module else []))
-            else:
-                mod = node.module or ""
-            targets = [mod] + [f"{mod}.{a.name}" for a in node.names]
-        for t in targets:
-            # a module's own packages are already being imported: not an edge
-            if t in modules and t != name and not name.startswith(t + "."):
-                out.add(t)
+        out |= _targets(node, package, name, modules)
     return out
+
+
+def all_imports_of(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
+    """Every import of a module, lazy ones too (inside functions, under TYPE_CHECKING)."""
+    is_pkg = path.name == "__init__.py"
+    package = name if is_pkg else name.rpartition(".")[0]
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not isinstance(node, (ast.Import, ast.ImportFrom)):
+            continue
+        out |= _targets(node, package, name, modules)
+    return out
+
+
+def _targets(node, package: str, name: str, modules: dict[str, Path]) -> set[str]:
+    """The evalsuite modules an import node names (a module's own packages are already being imported: not
+    an edge)."""
+    if isinstance(node, ast.Import):
+        targets = [a.name for a in node.names]
+    else:
+        if node.level:
+            base = package.split(".")
+            base = base[: len(base) - (node.level - 1)]
+            mod = ".".join(base + ([node.module] if node.module else []))
+        else:
+            mod = node.module or ""
+        targets = [mod] + [f"{mod}.{a.name}" for a in node.names]
+    return {t for t in targets if t in modules and t != name and not name.startswith(t + ".")}
+
+
+def mutual_pairs(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
+    return sorted({tuple(sorted((a, b))) for a in graph for b in graph[a] if a in graph.get(b, ())})
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -119,3 +138,23 @@ def test_lazy_imports_do_not_count():
                      "def f():\n    import re\n")
     names = [a.name for n in _module_level(tree) for a in n.names]
     assert sorted(names) == ["TYPE_CHECKING", "os"]
+
+
+def test_no_two_modules_import_each_other_even_lazily():
+    # a lazy import (inside a function) hides a circle from the import system, not from a reader: no pair of
+    # modules may import each other at all (the shared piece goes where both import it one way)
+    modules = all_modules()
+    graph = {n: all_imports_of(n, p, modules) for n, p in modules.items()}
+    assert mutual_pairs(graph) == []
+
+
+def test_pair_finder_sees_a_lazy_pair(tmp_path):
+    pkg = tmp_path / "evalsuite"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("def f():\n    from .b import x\n")
+    (pkg / "b.py").write_text("from . import a\n")
+    (pkg / "c.py").write_text("from .a import f\n")
+    mods = {"evalsuite" + ("." + p.stem if p.stem != "__init__" else ""): p for p in pkg.glob("*.py")}
+    graph = {n: all_imports_of(n, p, mods) for n, p in mods.items()}
+    assert mutual_pairs(graph) == [("evalsuite.a", "evalsuite.b")]

@@ -106,7 +106,10 @@ def _comparable(run_dir):
 
 
 def test_resume_after_sigkill_generates_exactly_the_missing_items(tmp_path):
-    args = ["run", "-b", "flux-tiny", "--prompts", "smoke", "--num-seeds", "4", "--size", "128x128",
+    # the model does not matter here (seeded pixels of flux-tiny: test_flux_tiny_same_seed_identical_other_seed_
+    # different, test_batched_equals_one_by_one): the torch-free dummy at 0.1 s an image, one at a time, is
+    # slow enough to be killed mid-run and fast to resume
+    args = ["run", "-b", "dummy:delay=0.1,batch_size=1", "--prompts", "smoke", "--num-seeds", "4", "--size", "128x128",
             "--no-progress", "--no-score"]
     killed = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "evalsuite", *args, "--run-dir", str(killed)], cwd=REPO,

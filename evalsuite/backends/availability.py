@@ -10,12 +10,12 @@ import importlib.util
 import os
 
 from . import REGISTRY
-from .base import service_class_of
+from .keys import service_class_of
 
 def __getattr__(name: str):
-    # SERVICE_NEEDS: {module: (key variables, package)}, derived from the service classes (backends/base.py)
+    # SERVICE_NEEDS: {module: (key variables, package)}, derived from the service classes (backends/keys.py)
     if name == "SERVICE_NEEDS":
-        from .base import service_classes
+        from .keys import service_classes
 
         return {c.__module__.rsplit(".", 1)[-1]: (c.key_env, c.package) for c in service_classes()}
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -21,14 +21,11 @@ A subclass only writes `__init__` (parse its spec, set `price_key`/`price_per_im
 from __future__ import annotations
 
 import abc
-import importlib
 import os
 from typing import Any, ClassVar
 
-from . import GenRequest, GenResult
-
-# Every RemoteService subclass, by class name, registered when its module is imported.
-SERVICE_CLASSES: dict[str, type["RemoteService"]] = {}
+from . import GenRequest, GenResult, keys
+from .remote import estimate_cost as priced_estimate, run_item
 
 
 class Backend:
@@ -109,7 +106,7 @@ class RemoteService(Backend, abc.ABC):
         missing = [n for n in cls.key_env if n not in cls.secret_env]
         if missing:
             raise TypeError(f"{cls.__name__}: key variable(s) {', '.join(missing)} missing from secret_env")
-        SERVICE_CLASSES[f"{cls.__module__}.{cls.__qualname__}"] = cls
+        keys.register(cls)
         if cls.table is not None:
             from . import services
 
@@ -122,56 +119,22 @@ class RemoteService(Backend, abc.ABC):
         return [os.environ.get(n, "") for n in cls.secret_env or ()]
 
     def estimate_cost(self, n: int, size: tuple[int, int]) -> float | None:
-        from . import remote
-
-        return remote.estimate_cost(self.price_per_image, self.price_key, n, size)
+        return priced_estimate(self.price_per_image, self.price_key, n, size)
 
     def generate(self, requests: list[GenRequest]) -> list[GenResult]:
         return [self.generate_one(r) for r in requests]
 
     def generate_one(self, req: GenRequest) -> GenResult:
-        from . import remote
-
         self.load()
-        return remote.run_item(self.label, lambda stats: self._one(req, stats))
+        return run_item(self.label, lambda stats: self._one(req, stats))
 
     @abc.abstractmethod
     def _one(self, req: GenRequest, stats: dict[str, Any]) -> GenResult:
         """One item: submit, wait, download; raise remote.RemoteFailure for a final failure."""
 
 
-def _import_registry_modules() -> None:
-    from . import REGISTRY
-
-    for module in sorted({e.module for e in REGISTRY.values()}):
-        importlib.import_module(module)
-
-
-def service_classes() -> list[type[RemoteService]]:
-    """Every remote service class of the registry (their modules are cheap to import: SDKs load lazily)."""
-    _import_registry_modules()
-    return list(SERVICE_CLASSES.values())
-
-
-def service_class_of(module: str) -> type[RemoteService] | None:
-    """The RemoteService class defined in a registry module, or None for a local backend."""
-    importlib.import_module(module)
-    for cls in SERVICE_CLASSES.values():
-        if cls.__module__ == module:
-            return cls
-    return None
-
-
-def secret_values() -> list[str]:
-    """Every secret value set in the environment for any registered service (what redaction removes)."""
-    return [v for cls in service_classes() for v in cls.secret_values() if v]
-
-
-def secret_env_names() -> tuple[str, ...]:
-    """The environment variables that hold secrets of any registered service, in a stable order."""
-    names: list[str] = []
-    for cls in service_classes():
-        for n in cls.secret_env or ():
-            if n not in names:
-                names.append(n)
-    return tuple(names)
+# The registry of service classes and their secrets lives in backends/keys.py (remote.py's redaction reads it
+# there without importing this module); these names stay importable from here, where they always were.
+SERVICE_CLASSES = keys.SERVICE_CLASSES
+service_classes, service_class_of = keys.service_classes, keys.service_class_of
+secret_values, secret_env_names = keys.secret_values, keys.secret_env_names

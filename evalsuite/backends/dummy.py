@@ -3,12 +3,15 @@
 Each image is a smooth colour field drawn from a hash of (prompt text, seed, size): the same item gives the
 same pixels on every machine, another prompt or seed gives another picture. Its images are labelled as noise
 (like the random-weight miniature models): scores of them say nothing about any model.
-Options: size=WxH (default 64x64), fail=ID[;ID...] (those prompt ids come back failed, to test failure paths).
+Options: size=WxH (default 64x64), fail=ID[;ID...] (those prompt ids come back failed, to test failure paths),
+delay=SECONDS (each image takes that long, like a slow model: a run can be interrupted mid-way), batch_size=N
+(images per generate call, default 16); delay and batch_size are not in the key: pixels do not change.
 """
 
 from __future__ import annotations
 
 import hashlib
+import time
 from typing import Any
 
 import numpy as np
@@ -43,12 +46,15 @@ class DummyBackend(Backend):
         self.label = label_for(spec.raw)
         if spec.quant:
             raise EvalsuiteError(f"backend '{spec.raw}': dummy takes no quantization")
-        self.opts = take_options(spec, {"size": "size", "fail": str}, {"size": (64, 64), "fail": ""})
+        self.opts = take_options(spec, {"size": "size", "fail": str, "delay": float, "batch_size": int},
+                                 {"size": (64, 64), "fail": "", "delay": 0.0, "batch_size": 16})
+        self.max_batch_size = self.opts["batch_size"]
         self.default_size = tuple(self.opts["size"])
         self.fail = {s for s in self.opts["fail"].split(";") if s}
 
     def config(self) -> dict[str, Any]:
-        return {"generator": DUMMY_VERSION, "size": list(self.default_size)}
+        return {"generator": DUMMY_VERSION, "size": list(self.default_size), "batch_size": self.max_batch_size,
+                **({"delay_s": self.opts["delay"]} if self.opts["delay"] else {})}
 
     def key(self) -> dict[str, Any]:
         return {"generator": DUMMY_VERSION, **({"fail": sorted(self.fail)} if self.fail else {})}
@@ -56,6 +62,7 @@ class DummyBackend(Backend):
     def generate(self, requests: list[GenRequest]) -> list[GenResult]:
         out = []
         for r in requests:
+            time.sleep(self.opts["delay"])
             if r.prompt.id in self.fail:
                 out.append(GenResult(status="failed", error=f"dummy: asked to fail {r.prompt.id}", seed=r.seed))
                 continue

@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 from PIL import Image
 
 from ..errors import BackendError
+from .keys import secret_env_names, secret_values
 
 T = TypeVar("T")
 
@@ -55,11 +56,9 @@ COMMON_DEFAULTS: dict[str, Any] = {
 
 
 def __getattr__(name: str):
-    # SECRET_ENV: the secret variables every service class declares (backends/base.py), so a new service's
+    # SECRET_ENV: the secret variables every service class declares (backends/keys.py), so a new service's
     # key is redacted without a second list to keep in step.
     if name == "SECRET_ENV":
-        from .base import secret_env_names
-
         return secret_env_names()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
@@ -115,13 +114,11 @@ _QUERY_CRED = re.compile(r"(?i)([?&;](?:[a-z0-9_.-]*[_-])?(?:" + "|".join(re.esc
 
 
 def redact(text: str | None, extra: tuple[str, ...] = ()) -> str | None:
-    """Remove secret values (of every service's secret_env, see backends/base.py, and extra), Authorization-like values, URL passwords and
+    """Remove secret values (of every service's secret_env, see backends/keys.py, and extra), Authorization-like values, URL passwords and
     credential-like query parameters from text. Run it on the whole text, before any truncation."""
     if text is None:
         return None
     text = str(text)
-    from .base import secret_values
-
     secrets = secret_values() + list(extra)
     for s in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
         text = text.replace(s, "***")

@@ -29,9 +29,6 @@ def aggregate(df, by: Sequence[str] = ("backend",)):
     """
     import pandas as pd
 
-    from .stats import MIN_PROMPTS, mean_ci, rate_ci
-    from .text import verdict_label
-
     by = list(by)
     for c in by:
         if c not in df.columns:
@@ -41,25 +38,41 @@ def aggregate(df, by: Sequence[str] = ("backend",)):
                        "label", "ceiling", "ceiling_ci_low", "ceiling_ci_high", "ci_method"]
     if df.empty:
         return pd.DataFrame(columns=out_cols)
-    rows = []
-    for gk, g in df.groupby(keys, dropna=False, sort=True):
-        facts = R.info(gk[len(by) + 3])
-        scale = facts.scale
-        ok = g[g["missing_reason"].isna()]
-        vals = ok["value"].to_numpy(dtype=float)
-        unit_interval = bool(len(vals)) and bool(((vals >= 0) & (vals <= 1)).all()) and facts.bounded
-        per_prompt = {pid: sub["value"].to_numpy(dtype=float) for pid, sub in ok.groupby("prompt_id")}
-        ci = rate_ci(per_prompt) if unit_interval else mean_ci(per_prompt)
-        method = "wilson-t" if unit_interval else "student-t"
-        miss = g[g["missing_reason"].notna()]
-        reasons = "; ".join(f"{r} ({n})" for r, n in miss["missing_reason"].value_counts().items())
-        rows.append(dict(zip(keys, gk), unit=facts.unit,
-                         mean=ci.mean * scale, ci_low=ci.low * scale, ci_high=ci.high * scale, n_prompts=ci.n,
-                         n_items=len(ok), n_missing=len(miss), missing_reasons=reasons or None, label=None,
-                         ceiling=math.nan, ceiling_ci_low=math.nan, ceiling_ci_high=math.nan, ci_method=method))
+    rows = [_group_row(keys, gk, g, R.info(gk[len(by) + 3]))
+            for gk, g in df.groupby(keys, dropna=False, sort=True)]
     rows += _pooled_rows(df, keys)
     out = pd.DataFrame(rows, columns=out_cols)
-    # verdict labels on text accuracy (lenient)
+    _add_labels(out, keys)
+    if "backend" in by:
+        _add_ceiling(out, df, by, keys)
+    return out
+
+
+def _group_row(keys: list[str], gk: tuple, g, facts) -> dict[str, Any]:
+    """One group's mean over prompts with its interval (Wilson-t for a bounded metric whose values all lie in
+    [0, 1], Student-t otherwise), in the metric's shown scale, with its counts and missing reasons."""
+    from .stats import mean_ci, rate_ci
+
+    scale = facts.scale
+    ok = g[g["missing_reason"].isna()]
+    vals = ok["value"].to_numpy(dtype=float)
+    unit_interval = bool(len(vals)) and bool(((vals >= 0) & (vals <= 1)).all()) and facts.bounded
+    per_prompt = {pid: sub["value"].to_numpy(dtype=float) for pid, sub in ok.groupby("prompt_id")}
+    ci = rate_ci(per_prompt) if unit_interval else mean_ci(per_prompt)
+    method = "wilson-t" if unit_interval else "student-t"
+    miss = g[g["missing_reason"].notna()]
+    reasons = "; ".join(f"{r} ({n})" for r, n in miss["missing_reason"].value_counts().items())
+    return dict(zip(keys, gk), unit=facts.unit,
+                mean=ci.mean * scale, ci_low=ci.low * scale, ci_high=ci.high * scale, n_prompts=ci.n,
+                n_items=len(ok), n_missing=len(miss), missing_reasons=reasons or None, label=None,
+                ceiling=math.nan, ceiling_ci_low=math.nan, ceiling_ci_high=math.nan, ci_method=method)
+
+
+def _add_labels(out, keys: list[str]) -> None:
+    """Verdict labels on text accuracy (lenient), from its interval and the share of garbled targets."""
+    from .stats import MIN_PROMPTS
+    from .text import verdict_label
+
     idx = {tuple(r[c] for c in keys): i for i, r in out.iterrows()}
     for i, r in out.iterrows():
         if r["metric"] == "text_exact" and r["variant"] == "lenient":
@@ -67,22 +80,24 @@ def aggregate(df, by: Sequence[str] = ("backend",)):
             garbled = out.loc[idx[gk], "mean"] if gk in idx else None
             out.at[i, "label"] = (too_few_label(r["n_prompts"]) if 0 < r["n_prompts"] < MIN_PROMPTS
                                   else verdict_label(r["mean"], r["ci_low"], garbled))
-    # the reference backend's value beside every backend's (same scorer, metric and other group keys)
-    if "backend" in by:
-        names = df.drop_duplicates("backend").set_index("backend")["backend_name"]
-        out.insert(len(by), "backend_name", out["backend"].map(names))
-        ref = df.loc[df["backend_name"] == "reference", "backend"].dropna().unique()
-        if len(ref):
-            refb = ref[0]
-            others = [c for c in keys if c != "backend"]
-            ref_rows = out[out["backend"] == refb].set_index(others)
-            for i, r in out.iterrows():
-                k = tuple(r[c] for c in others)
-                if k in ref_rows.index:
-                    rr = ref_rows.loc[k]
-                    out.at[i, "ceiling"], out.at[i, "ceiling_ci_low"], out.at[i, "ceiling_ci_high"] = \
-                        rr["mean"], rr["ci_low"], rr["ci_high"]
-    return out
+
+
+def _add_ceiling(out, df, by: list[str], keys: list[str]) -> None:
+    """backend_name, and the reference backend's value beside every backend's (same scorer, metric and
+    other group keys)."""
+    names = df.drop_duplicates("backend").set_index("backend")["backend_name"]
+    out.insert(len(by), "backend_name", out["backend"].map(names))
+    ref = df.loc[df["backend_name"] == "reference", "backend"].dropna().unique()
+    if not len(ref):
+        return
+    others = [c for c in keys if c != "backend"]
+    ref_rows = out[out["backend"] == ref[0]].set_index(others)
+    for i, r in out.iterrows():
+        k = tuple(r[c] for c in others)
+        if k in ref_rows.index:
+            rr = ref_rows.loc[k]
+            out.at[i, "ceiling"], out.at[i, "ceiling_ci_low"], out.at[i, "ceiling_ci_high"] = \
+                rr["mean"], rr["ci_low"], rr["ci_high"]
 
 
 def _pooled_rows(df, keys: list[str]) -> list[dict[str, Any]]:

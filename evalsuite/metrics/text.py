@@ -40,6 +40,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
+from .edit import levenshtein, ned  # noqa: F401  (levenshtein: re-exported, as before)
+from .text_protocols import PROTOCOL_METRICS, protocol_metrics
+
 EXACT, NEAR_MISS, GARBLED = "exact", "near_miss", "garbled"
 NEAR_MISS_THRESHOLD = 0.8
 WINDOW_TOLERANCE = 0.2
@@ -106,25 +109,6 @@ def target_parts(target: str) -> list[str]:
 def scorable(target: str) -> bool:
     """A target is scored only when it has a letter or a digit (its lenient form is not empty)."""
     return bool(normalize(target, "lenient"))
-
-
-def levenshtein(a: str, b: str) -> int:
-    """Edit distance (insertions, deletions, substitutions, each cost 1)."""
-    if len(a) < len(b):
-        a, b = b, a
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
-
-
-def ned(a: str, b: str) -> float:
-    """Normalised edit distance: Levenshtein(a, b) / max(len(a), len(b)); 0 when both are empty."""
-    n = max(len(a), len(b))
-    return levenshtein(a, b) / n if n else 0.0
 
 
 def word_spans(text: str) -> list[tuple[int, int]]:
@@ -380,6 +364,77 @@ TEXT_METRICS = (("text_exact", "lenient"), ("text_exact", "strict"), ("text_simi
                 ("extra_text", "lenient"), ("text_garbled", "lenient"))
 
 
+def _best_engine_per_target(n_targets: int, per_engine: list[list[dict[str, Any]]]) -> list[tuple[int, dict[str, Any]]]:
+    """(engine index, result) per target: the engine that read it best (highest lenient similarity, the first
+    engine on ties)."""
+    chosen = []
+    for ti in range(n_targets):
+        best = max(range(len(per_engine)), key=lambda ei: (per_engine[ei][ti]["lenient"]["similarity"], -ei))
+        chosen.append((best, per_engine[best][ti]))
+    return chosen
+
+
+def _word_recall(targets: Sequence[str], chosen, readings: Sequence[Reading]) -> float:
+    """Multiset of target words against the words of the engine chosen per target."""
+    found = total = 0
+    pools = {ei: Counter(r.text["lenient"].split()) for ei, r in enumerate(readings)}
+    for (ei, _), t in zip(chosen, targets):
+        words = normalize(t, "lenient").split()
+        total += len(words)
+        for w in words:
+            if pools[ei][w] > 0:
+                pools[ei][w] -= 1
+                found += 1
+    return found / total if total else 1.0
+
+
+def _target_values(targets: Sequence[str], chosen, readings: Sequence[Reading]) -> dict[tuple[str, str], float]:
+    """text_exact, text_similarity (both variants), text_garbled, word_recall and text_duplicated."""
+    values: dict[tuple[str, str], float] = {}
+    for v in VARIANTS:
+        sims = [res[v]["similarity"] for _, res in chosen]
+        values[("text_exact", v)] = float(all(res[v]["outcome"] == EXACT for _, res in chosen))
+        values[("text_similarity", v)] = sum(sims) / len(sims)
+    values[("text_garbled", "lenient")] = sum(res["lenient"]["outcome"] == GARBLED for _, res in chosen) / len(chosen)
+    values[("word_recall", "lenient")] = _word_recall(targets, chosen, readings)
+    asked_n = Counter(normalize(t, "lenient") for t in targets)
+    values[("text_duplicated", "lenient")] = float(any(res["occurrences"] > asked_n[normalize(res["target"], "lenient")]
+                                                    for _, res in chosen))
+    return values
+
+
+def _main_engine(per_engine: list[list[dict[str, Any]]], n_targets: int) -> int:
+    """The engine with the best mean similarity (the first without targets): extra text and false positives."""
+    return max(range(len(per_engine)), key=lambda ei: (
+        sum(res["lenient"]["similarity"] for res in per_engine[ei]) / max(n_targets, 1), -ei))
+
+
+def _confident_chars(results: list[dict[str, Any]], r: Reading) -> tuple[list[int], set[int]]:
+    """The confidently read characters of a reading, and those of the windows its targets claimed (each
+    target its own window)."""
+    matched: set[int] = set()
+    for res in results:
+        if res["lenient"]["outcome"] != GARBLED:
+            for a, b in res["lenient"].get("parts", [res["lenient"]["span"]]):
+                matched.update(range(a, b))
+    confident = [i for i, o in enumerate(r.owner) if o >= 0 and r.boxes[o].confidence >= CONFIDENT]
+    return confident, matched
+
+
+def _item_details(chosen, readings: Sequence[Reading], main: Reading, unscored: list[str],
+                  missing_reason: str | None) -> dict[str, Any]:
+    details = {
+        "targets": [dict(res, engine=readings[ei].engine) for ei, res in chosen],
+        "main_engine": main.engine,
+        "per_engine": {rd.engine: {"raw_text": rd.raw_text, "text": rd.text} for rd in readings},
+    }
+    if unscored:
+        details["unscored_targets"] = [{"target": t, "reason": "no letter or digit"} for t in unscored]
+    if missing_reason:
+        details["missing_reason"] = missing_reason
+    return details
+
+
 def item_text_metrics(targets: Sequence[str], readings: Sequence[Reading]) -> tuple[dict[tuple[str, str], float], dict[str, Any]]:
     """Per-item text metrics from one or more engines' readings.
 
@@ -396,12 +451,7 @@ def item_text_metrics(targets: Sequence[str], readings: Sequence[Reading]) -> tu
     targets = [t for t in asked if scorable(t)]
     unscored = [t for t in asked if not scorable(t)]
     per_engine = [reading_results(targets, r) for r in readings]
-    chosen = []
-    for ti in range(len(targets)):
-        best = max(range(len(readings)), key=lambda ei: (per_engine[ei][ti]["lenient"]["similarity"], -ei))
-        chosen.append((best, per_engine[best][ti]))
-    from .text_protocols import PROTOCOL_METRICS, protocol_metrics
-
+    chosen = _best_engine_per_target(len(targets), per_engine)
     values: dict[tuple[str, str], float] = {}
     missing_reason = None
     if unscored and not targets:
@@ -410,55 +460,18 @@ def item_text_metrics(targets: Sequence[str], readings: Sequence[Reading]) -> tu
         values.update({k: math.nan for k in TEXT_METRICS})
         values.update({(m, ""): math.nan for m in PROTOCOL_METRICS})
     if targets:
-        for v in VARIANTS:
-            sims = [res[v]["similarity"] for _, res in chosen]
-            values[("text_exact", v)] = float(all(res[v]["outcome"] == EXACT for _, res in chosen))
-            values[("text_similarity", v)] = sum(sims) / len(sims)
-        values[("text_garbled", "lenient")] = sum(res["lenient"]["outcome"] == GARBLED for _, res in chosen) / len(chosen)
-        # word recall: multiset of target words against the words of the engine chosen per target
-        found = total = 0
-        pools = {ei: Counter(r.text["lenient"].split()) for ei, r in enumerate(readings)}
-        for (ei, _), t in zip(chosen, targets):
-            words = normalize(t, "lenient").split()
-            total += len(words)
-            for w in words:
-                if pools[ei][w] > 0:
-                    pools[ei][w] -= 1
-                    found += 1
-        values[("word_recall", "lenient")] = found / total if total else 1.0
-        asked_n = Counter(normalize(t, "lenient") for t in targets)
-        values[("text_duplicated", "lenient")] = float(any(res["occurrences"] > asked_n[normalize(res["target"], "lenient")]
-                                                        for _, res in chosen))
-    # extra text and false positives from the engine with the best mean similarity (the first without targets)
-    main = max(range(len(readings)), key=lambda ei: (
-        sum(res["lenient"]["similarity"] for res in per_engine[ei]) / max(len(targets), 1), -ei))
+        values.update(_target_values(targets, chosen, readings))
+    main = _main_engine(per_engine, len(targets))
     r = readings[main]
-    # the characters of the windows that read targets claimed (each target its own window)
-    matched: set[int] = set()
-    for res in per_engine[main]:
-        if res["lenient"]["outcome"] != GARBLED:
-            for a, b in res["lenient"].get("parts", [res["lenient"]["span"]]):
-                matched.update(range(a, b))
-    confident = [i for i, o in enumerate(r.owner) if o >= 0 and r.boxes[o].confidence >= CONFIDENT]
+    confident, matched = _confident_chars(per_engine[main], r)
     if targets:
         values[("extra_text", "lenient")] = (sum(i not in matched for i in confident) / len(confident)) if confident else 0.0
     values[("ocr_chars", "lenient")] = float(len(confident))
-    protocol_reason = None
     if targets:     # published protocols on the main engine's raw reading (their own normalisation)
         pv, protocol_reason = protocol_metrics(targets, r.raw_text)
         values.update(pv)
-    details = {
-        "targets": [dict(res, engine=readings[ei].engine) for ei, res in chosen],
-        "main_engine": r.engine,
-        "per_engine": {rd.engine: {"raw_text": rd.raw_text, "text": rd.text} for rd in readings},
-    }
-    if unscored:
-        details["unscored_targets"] = [{"target": t, "reason": "no letter or digit"} for t in unscored]
-    if missing_reason:
-        details["missing_reason"] = missing_reason
-    elif protocol_reason:
-        details["missing_reason"] = protocol_reason
-    return values, details
+        missing_reason = missing_reason or protocol_reason
+    return values, _item_details(chosen, readings, r, unscored, missing_reason)
 
 
 def verdict_label(accuracy_pct: float | None, ci_low_pct: float | None, garbled_share_pct: float | None) -> str | None:

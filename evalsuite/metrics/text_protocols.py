@@ -25,7 +25,7 @@ import re
 from collections import Counter
 from typing import Sequence
 
-from .text import levenshtein
+from .edit import levenshtein
 
 ONEIG_MAX_ED = 100          # OneIG-Bench English mode
 PROTOCOL_METRICS = ("cvtg_word_acc", "cvtg_ned", "oneig_ed", "oneig_cr", "oneig_wac", "oneig_text_score",

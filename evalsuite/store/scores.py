@@ -8,7 +8,7 @@
     scores/scores.parquet                     the table: one row per item x metric x scorer
     scores/table.txt.json                     the terminal table with a stamp of its inputs
 
-Every file is written atomically (runfolder.atomic_write_*), so a killed scoring pass loses nothing finished.
+Every file is written atomically (store/files.py: atomic_write_*), so a killed scoring pass loses nothing finished.
 Detail files written by earlier versions have the same fields and read unchanged.
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from ..runfolder import atomic_write_bytes, atomic_write_json, remove_partial_files
+from .files import atomic_write_bytes, atomic_write_json, remove_partial_files
 
 SCORES_DIR = "scores"
 TABLE = "scores.parquet"
