@@ -79,7 +79,8 @@ def test_gating_by_hand():
 
 
 def test_gating_uses_direct_parents_raw_answers():
-    # 1 <- 2 <- 3: 1 is "no", 2 "yes" (gated to 0), 3 "yes": 3's parent 2 answered yes, so 3 scores 1 (DSG/DPG)
+    # 1 <- 2 <- 3: 1 is "no", 2 "yes" (gated to 0), 3 "yes": 3's parent 2 answered yes, so 3 scores 1 (DSG;
+    # DPG-Bench's in-place rule would zero 3 too: metrics/dpg.py)
     qs = [Question(id="1", text="a"), Question(id="2", text="b", depends_on=["1"]),
           Question(id="3", text="c", depends_on=["2"])]
     g = gated_answers(qs, {"1": 0.1, "2": 0.9, "3": 0.9})

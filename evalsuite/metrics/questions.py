@@ -1,10 +1,11 @@
 """Atomic-question scores (DSG, DPG-Bench): pure functions over a prompt's questions and a judge's answers.
 
 A judge answers each question with P(yes) (or a parsed yes/no). An answer is "yes" when P(yes) >= 0.5.
-Dependency gating follows DSG and DPG-Bench: a question whose direct parent (`depends_on`) was answered "no"
-scores 0, whatever its own answer (the parents' own raw answers decide, not their gated scores: a
-grandparent's "no" reaches a grandchild only through a parent that is also answered "no"). Both originals
-divide by every question of the prompt, gated ones included.
+Dependency gating follows DSG (its scoring checks each question's direct parents' raw answers): a question whose
+direct parent (`depends_on`) was answered "no" scores 0, whatever its own answer. A grandparent's "no" reaches a
+grandchild only through a parent that is also answered "no". DPG-Bench's own script zeroes in place, in
+question order, so a zeroed parent zeroes its children in a chain; the DPG protocol uses that rule
+(metrics/dpg.py). Both divide by every question of the prompt, gated ones included.
 
     gated_answers(questions, p_yes)  -> {id: (answer_yes, score, gated)}
     question_score(questions, p_yes) -> share of questions scoring 1 (None without questions)
