@@ -5,8 +5,9 @@
     3. dependencies: prompt + tuples -> the parents of each tuple: `N | 0` (none) or `N | 1,2`
 
 Any OpenAI-compatible chat-completions endpoint works (vLLM, SGLang, Ollama, OpenAI, ...): the `openai` package
-(extra `remote`) is imported only when a call is made; the key comes from EVALSUITE_LLM_API_KEY or OPENAI_API_KEY
-(keyless local servers need neither) and is never written anywhere. Every answer that parses is cached,
+(extra `remote`) is imported only when a call is made; the key comes from EVALSUITE_LLM_API_KEY (any endpoint) or
+OPENAI_API_KEY (sent only to OpenAI's own hosts;
+keyless local servers need neither) and is never written anywhere. Every answer that parses is cached,
 request-keyed (SHA-256 of the endpoint's model name, TEMPLATE_VERSION and the full request text, which holds the
 prompt), under the cache folder: a rerun costs no calls, a killed run resumes. An answer that does not parse is
 named line by line and leaves its prompt without drafts (never guessed); it is not cached, so a rerun asks again.
@@ -32,6 +33,20 @@ from .promptset import QUESTION_CATEGORIES, Prompt, PromptSet, Question, questio
 
 TEMPLATE_VERSION = "evalsuite-dsg-1"
 KEY_ENV = ("EVALSUITE_LLM_API_KEY", "OPENAI_API_KEY")
+
+
+def endpoint_key(base_url: str) -> str | None:
+    """The key to send: EVALSUITE_LLM_API_KEY to any endpoint (set for this purpose), OPENAI_API_KEY only to
+    OpenAI's own hosts, so an OpenAI key in the environment never reaches a third-party or local server."""
+    from urllib.parse import urlsplit
+
+    own = os.environ.get("EVALSUITE_LLM_API_KEY", "").strip()
+    if own:
+        return own
+    host = (urlsplit(base_url).hostname or "").lower()
+    if host == "openai.com" or host.endswith(".openai.com"):
+        return os.environ.get("OPENAI_API_KEY", "").strip() or None
+    return None
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "evalsuite" / "questiongen"
 STEPS = ("tuples", "questions", "dependencies")
 KINDS = ", ".join(c for c in QUESTION_CATEGORIES if c != "other")
@@ -245,7 +260,7 @@ class LLMEndpoint:
 
     def __init__(self, base_url: str, model: str | None = None, timeout: float = 120.0, max_retries: int = 3):
         self.base_url, self.timeout, self.max_retries = base_url.rstrip("/"), timeout, max_retries
-        self.key = next((os.environ[n].strip() for n in KEY_ENV if os.environ.get(n, "").strip()), None)
+        self.key = endpoint_key(self.base_url)
         self._client = None
         self._model = model
         self.calls = 0

@@ -231,3 +231,17 @@ def test_a_killed_run_resumes_asking_only_what_the_cache_lacks(llm, tmp_path):
     assert r.returncode == 0, r.stderr
     assert svc.count("chat") - before == 36 - cached          # only the steps the killed run had not finished
     assert all(len(p.questions) == 5 for p in load_prompt_file(out).prompts)
+
+
+def test_an_openai_key_goes_only_to_openai(monkeypatch):
+    """OPENAI_API_KEY in the environment is sent to OpenAI's hosts only, never to a local or third-party server;
+    EVALSUITE_LLM_API_KEY (set for this purpose) goes to the endpoint given."""
+    from evalsuite.questiongen import endpoint_key
+
+    monkeypatch.delenv("EVALSUITE_LLM_API_KEY", raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-openai")
+    assert endpoint_key("http://127.0.0.1:8000/v1") is None
+    assert endpoint_key("https://openai.com.evil.example/v1") is None
+    assert endpoint_key("https://api.openai.com/v1") == "sk-openai"
+    monkeypatch.setenv("EVALSUITE_LLM_API_KEY", "own")
+    assert endpoint_key("http://127.0.0.1:8000/v1") == "own" and endpoint_key("https://api.openai.com/v1") == "own"
