@@ -158,25 +158,8 @@ def judge_check(dry: bool, device: str, n_images: int = 8, size: int = 1024) -> 
             f"{n_images / secs:.2f} images/s, {len(pairs_q) / secs:.1f} questions/s")
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cpu-dry", action="store_true", help="no CUDA sections; tiny sizes (a test of this script)")
-    ap.add_argument("--json", help="also write the summary rows to this file")
-    ap.add_argument("--skip", default="", help="comma-separated words: skip sections whose name contains one")
-    a = ap.parse_args()
-    import torch
-
-    from evalsuite.envinfo import device_info
-
-    dry = a.cpu_dry
-    cuda = torch.cuda.is_available() and not dry
-    dev = "cuda" if cuda else "cpu"
-    size = 64 if dry else 256
-    info = device_info()
-    print(f"hardware: {info['hardware']}; cpu: {info['cpu']}; torch {torch.__version__}, cuda {info['cuda']}"
-          + (" [--cpu-dry]" if dry else ""), flush=True)
-    tmp = Path(tempfile.mkdtemp(prefix="gpu-check-"))
-
+def flux_sections(tmp: Path, dev: str, size: int, dry: bool) -> list:
+    """The flux-tiny runs: bf16, this device, offload, VAE tiling, nf4, torchao int8."""
     @section("flux-tiny bf16 on CUDA", True, dry)
     def s_bf16():
         return run_backend("flux-tiny:device=cuda,dtype=bf16", tmp, size)
@@ -204,6 +187,13 @@ def main() -> None:
     @section("flux-tiny@torchao-int8", False, dry)
     def s_ao():
         return run_backend(f"flux-tiny@torchao-int8:device={dev}", tmp, size)
+
+    return [s_bf16, s_default, s_off_model, s_off_seq, s_tiling, s_nf4, s_ao]
+
+
+def transformer_sections(tmp: Path, dev: str, cuda: bool, dry: bool) -> list:
+    """One denoising step of a big random-weight FLUX transformer: bf16, torchao int8, bitsandbytes nf4."""
+    import torch
 
     dtype = torch.bfloat16 if cuda else torch.float32
     tokens = (4096, 512) if not dry else (64, 16)  # 1024x1024 image (64x64 latent patches) + 512 T5 tokens
@@ -243,6 +233,11 @@ def main() -> None:
         st = step_time(q, cfg, dev, dtype, *tokens, steps)
         return f"{st * 1000:.1f} ms/step, weights {q.get_memory_footprint() / 1024**3:.2f} GB"
 
+    return [s_big, s_big_ao, s_big_nf4]
+
+
+def ocr_judge_sections(tmp: Path, dev: str, cuda: bool, dry: bool) -> list:
+    """EasyOCR on this device, and the VQA judge at full size (miniature with --cpu-dry)."""
     @section("EasyOCR on this device (reference image 512 px)", False, dry)
     def s_ocr():
         import evalsuite
@@ -271,9 +266,48 @@ def main() -> None:
     def s_judge():
         return judge_check(dry, dev)
 
+    return [s_ocr, s_judge]
+
+
+def print_summary(info: dict, json_path: str | None) -> int:
+    """The summary table (and the JSON file); the number of failed sections."""
+    print()
+    print(f"summary ({info['hardware']}):")
+    w = max(len(r["section"]) for r in ROWS)
+    for r in ROWS:
+        vram = f"{r['peak_vram_gb']:.2f} GB" if r.get("peak_vram_gb") is not None else "-"
+        secs = f"{r['seconds']:.1f} s" if "seconds" in r else "-"
+        print(f"  {r['section']:<{w}}  {r['status']:<7}  {secs:>8}  {vram:>9}  {r['note']}")
+    if json_path:
+        Path(json_path).write_text(json.dumps({"hardware": info, "rows": ROWS}, indent=2))
+    failed = [r for r in ROWS if r["status"] == "FAILED"]
+    print(f"{len(failed)} section(s) failed" + (": " + ", ".join(r["section"] for r in failed) if failed else ""))
+    return len(failed)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cpu-dry", action="store_true", help="no CUDA sections; tiny sizes (a test of this script)")
+    ap.add_argument("--json", help="also write the summary rows to this file")
+    ap.add_argument("--skip", default="", help="comma-separated words: skip sections whose name contains one")
+    a = ap.parse_args()
+    import torch
+
+    from evalsuite.envinfo import device_info
+
+    dry = a.cpu_dry
+    cuda = torch.cuda.is_available() and not dry
+    dev = "cuda" if cuda else "cpu"
+    size = 64 if dry else 256
+    info = device_info()
+    print(f"hardware: {info['hardware']}; cpu: {info['cpu']}; torch {torch.__version__}, cuda {info['cuda']}"
+          + (" [--cpu-dry]" if dry else ""), flush=True)
+    tmp = Path(tempfile.mkdtemp(prefix="gpu-check-"))
+
+    sections = (flux_sections(tmp, dev, size, dry) + transformer_sections(tmp, dev, cuda, dry)
+                + ocr_judge_sections(tmp, dev, cuda, dry))
     skip = [w.strip().lower() for w in a.skip.split(",") if w.strip()]
-    for fn in (s_bf16, s_default, s_off_model, s_off_seq, s_tiling, s_nf4, s_ao, s_big, s_big_ao, s_big_nf4, s_ocr,
-               s_judge):
+    for fn in sections:
         if any(w in fn.section_name.lower() for w in skip):
             ROWS.append({"section": fn.section_name, "status": "skipped", "note": "--skip"})
         else:
@@ -282,18 +316,7 @@ def main() -> None:
     import shutil
 
     shutil.rmtree(tmp, ignore_errors=True)
-    print()
-    print(f"summary ({info['hardware']}):")
-    w = max(len(r["section"]) for r in ROWS)
-    for r in ROWS:
-        vram = f"{r['peak_vram_gb']:.2f} GB" if r.get("peak_vram_gb") is not None else "-"
-        secs = f"{r['seconds']:.1f} s" if "seconds" in r else "-"
-        print(f"  {r['section']:<{w}}  {r['status']:<7}  {secs:>8}  {vram:>9}  {r['note']}")
-    if a.json:
-        Path(a.json).write_text(json.dumps({"hardware": info, "rows": ROWS}, indent=2))
-    failed = [r for r in ROWS if r["status"] == "FAILED"]
-    print(f"{len(failed)} section(s) failed" + (": " + ", ".join(r["section"] for r in failed) if failed else ""))
-    sys.exit(1 if failed else 0)
+    sys.exit(1 if print_summary(info, a.json) else 0)
 
 
 if __name__ == "__main__":
