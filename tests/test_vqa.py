@@ -112,7 +112,7 @@ def test_item_metrics_and_gating_by_hand():
     q3 = det["questions"][2]
     assert q3 == {"id": "3", "text": "c?", "category": "relation", "subcategory": None, "depends_on": ["2"],
                   "p_yes": 0.8, "answer": "yes", "source": "scores", "gated": True, "score": 0.0}
-    assert det["vqa"]["question"] == "Does this figure show 'p'? Please answer yes or no."
+    assert det["vqa"]["question"] == 'Does this figure show "p"? Please answer Yes or No.'
     # every question yes -> the prompt is followed
     yes = [Answer(0.9, "yes", "scores")] * 6
     assert item_result(p, yes, {})[0][("prompt_following_vqa", "")] == 1.0
@@ -136,6 +136,14 @@ def test_judge_specs_are_checked(prompt_file, tmp_path):
                 "--run-dir", tmp_path / "r")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "--judge 'gpt:x'" in r.stderr
     assert not (tmp_path / "r").exists()      # validated before anything is written
+
+def test_vqa_question_is_t2v_metrics_template_exactly():
+    from evalsuite.judges.base import TEMPLATE_VERSION, vqa_question
+
+    # linzhiqiu/t2v_metrics, t2v_metrics/models/vqascore_models/qwen2vl_model.py (and the others): default
+    # question_template = 'Does this figure show "{}"? Please answer Yes or No.'
+    assert vqa_question("a red cube") == 'Does this figure show "a red cube"? Please answer Yes or No.'
+    assert TEMPLATE_VERSION == "vqa-yn/v2"
 
 
 # ---- the miniature local judge (same from_pretrained path as real weights) ----
@@ -165,7 +173,7 @@ def test_tiny_vlm_judge_p_yes_is_the_normalised_next_token_softmax(tiny_vlm_dir)
         y, n = float(probs[list(yes)].sum()), float(probs[list(no)].sum())
         assert a.p_yes == pytest.approx(y / (y + n), abs=1e-4)
     ident = judge.identity()
-    assert ident["kind"] == "hf" and ident["model"].startswith("local:") and ident["template"] == "vqa-yn/v1"
+    assert ident["kind"] == "hf" and ident["model"].startswith("local:") and ident["template"] == "vqa-yn/v2"
     assert ident["dtype"] == "fp32"
 
 
@@ -182,7 +190,7 @@ def test_vqa_run_with_the_tiny_judge_fills_the_detail_format(dummy_run, tiny_vlm
     row = _vqa(df, "question_score").iloc[0]
     d = evalsuite.scoring.load_detail(run, row.scorer_id, row.cache_key)["details"]
     assert set(d) >= {"judge", "vqa", "questions"}
-    assert d["judge"]["kind"] == "hf" and d["judge"]["template"] == "vqa-yn/v1"
+    assert d["judge"]["kind"] == "hf" and d["judge"]["template"] == "vqa-yn/v2"
     assert d["vqa"]["source"] == "scores" and d["vqa"]["answer"] in ("yes", "no")
     assert set(d["questions"][0]) == {"id", "text", "category", "subcategory", "depends_on", "p_yes", "answer",
                                       "source", "gated", "score"}

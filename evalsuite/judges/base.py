@@ -12,8 +12,9 @@ A judge answers yes/no questions about images. Per (image, question) it returns 
 None of p_yes/answer when the judge gave neither yes nor no (`note` says what it said): that question's
 metrics are missing, never guessed.
 
-The whole-prompt question is GenAI-Bench/VQAScore's: "Does this figure show '{prompt}'? Please answer yes or
-no." Atomic questions (DSG, TIFA, DPG-Bench) are asked as "{question} Please answer yes or no.". Changing a
+The whole-prompt question is GenAI-Bench/VQAScore's, character for character as t2v_metrics asks it
+(linzhiqiu/t2v_metrics, t2v_metrics/models/vqascore_models/, default question_template):
+'Does this figure show "{prompt}"? Please answer Yes or No.' Atomic questions (DSG, TIFA, DPG-Bench) are asked as "{question} Please answer yes or no.". Changing a
 template changes TEMPLATE_VERSION, which is part of every judge's identity (and so of the cache key).
 """
 
@@ -26,8 +27,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from ..errors import EvalsuiteError
 
-TEMPLATE_VERSION = "vqa-yn/v1"
-VQA_TEMPLATE = "Does this figure show '{prompt}'? Please answer yes or no."
+TEMPLATE_VERSION = "vqa-yn/v2"   # v2: the VQAScore question is t2v_metrics' exactly (double quotes, "Yes or No")
+VQA_TEMPLATE = 'Does this figure show "{prompt}"? Please answer Yes or No.'
 QUESTION_TEMPLATE = "{question} Please answer yes or no."
 YES_SPELLINGS = ("Yes", "yes", " Yes", " yes", "YES", " YES")
 NO_SPELLINGS = ("No", "no", " No", " no", "NO", " NO")

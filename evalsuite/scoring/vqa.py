@@ -2,8 +2,8 @@
 
 Per item, with P(yes) normalised over yes/no (judges/base.py):
 
-    vqa_score             P(yes) for "Does this figure show '{prompt}'? Please answer yes or no." (GenAI-Bench /
-                          VQAScore's question)
+    vqa_score             P(yes) for 'Does this figure show "{prompt}"? Please answer Yes or No.' (GenAI-Bench /
+                          VQAScore's question, as t2v_metrics asks it)
     question_score        share of the prompt's atomic questions scoring 1 after dependency gating (DSG,
                           DPG-Bench: a question whose parent is answered "no" scores 0; metrics/questions.py)
     prompt_following_vqa  1 when every question scores 1 (the per-image "prompt followed" judgement)

@@ -46,7 +46,7 @@ class VlmFake(FakeService):
     seen: list[dict] = field(default_factory=list)
 
     def p_yes(self, question: str, uri: str) -> float:
-        if self.blind_negation and NEGATION.search(question.replace("Please answer yes or no.", "")):
+        if self.blind_negation and NEGATION.search(re.sub(r"Please answer yes or no\.", "", question, flags=re.I)):
             return 0.9
         if self.dark_is_no and image_mean(uri) < 60:
             return 0.1
