@@ -137,6 +137,17 @@ def test_judge_specs_are_checked(prompt_file, tmp_path):
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "--judge 'gpt:x'" in r.stderr
     assert not (tmp_path / "r").exists()      # validated before anything is written
 
+def test_one_failed_request_fails_its_item_naming_the_questions():
+    p = Prompt.model_validate({"id": "x", "prompt": "p", "questions": [
+        {"id": "1", "text": "a?", "category": "entity"}, {"id": "2", "text": "b?", "category": "entity"}]})
+    ok = Answer(0.9, "yes", "logprobs")
+    why = item_result(p, [ok, Answer(None, None, "error", "TypeError: boom"), Answer(None, None, "error", "HTTP 500")],
+                      {})
+    assert why == "judge: 2 of 3 requests failed (question 1, question 2): TypeError: boom; HTTP 500"
+    assert item_result(p, [Answer(None, None, "error", "x"), ok, ok], {}) == \
+        "judge: 1 of 3 requests failed (the prompt question): x"
+
+
 def test_vqa_question_is_t2v_metrics_template_exactly():
     from evalsuite.judges.base import TEMPLATE_VERSION, vqa_question
 
