@@ -137,6 +137,40 @@ def test_judge_specs_are_checked(prompt_file, tmp_path):
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "--judge 'gpt:x'" in r.stderr
     assert not (tmp_path / "r").exists()      # validated before anything is written
 
+
+
+def test_endpoint_tokens_are_normalised_and_null_logprobs_skipped_by_hand():
+    # "Yes." is yes: e^-0.1 / (e^-0.1 + e^-2.5) = 1 / (1 + e^-2.4) = 0.916827...
+    a = answer_from_logprobs([("Yes.", -0.1), ("No", -2.5)], "Yes.")
+    assert a.source == "logprobs" and a.answer == "yes" and a.p_yes == pytest.approx(1 / (1 + math.exp(-2.4)))
+    # sentencepiece / byte-level pieces and punctuation: 0.5 + 0.1 yes, 0.2 + 0.1 no -> 0.6 / 0.9
+    b = answer_from_logprobs([("\u2581Yes", math.log(0.5)), ("\u0120yes", math.log(0.1)), (" NO!", math.log(0.2)),
+                              ("\u2581no,", math.log(0.1)), ("Yesterday", math.log(0.05))], "\u2581Yes")
+    assert b.p_yes == pytest.approx(0.6 / 0.9) and b.answer == "yes"
+    # null, non-finite and non-numeric log-probabilities are skipped, never a crash: 0.6 / (0.6 + 0.2)
+    c = answer_from_logprobs([("Yes", None), ("yes", math.log(0.6)), ("No", math.log(0.2)), ("no", float("nan")),
+                              (" No", float("inf")), (" yes", "x")], "yes")
+    assert c.p_yes == pytest.approx(0.75) and c.source == "logprobs"
+    # no usable yes/no entry: the chosen token's text decides, labelled "text" (counted in judge_text_answers)
+    d = answer_from_logprobs([("Yes", None), ("The", -0.1)], "\u2581No")
+    assert (d.p_yes, d.answer, d.source) == (0.0, "no", "text")
+    p = Prompt.model_validate({"id": "x", "prompt": "p", "questions": [{"id": "1", "text": "a?", "category": "entity"}]})
+    values, det = item_result(p, [answer_from_logprobs([("Yes", -0.1)], "Yes"), d], {})
+    assert values[("judge_text_answers", "")] == 0.5 and det["questions"][0]["source"] == "text"
+
+
+def test_read_choice_survives_a_null_message_and_null_logprobs():
+    from types import SimpleNamespace as NS
+
+    from evalsuite.judges.openai_compat import read_choice
+
+    a = read_choice(NS(choices=[NS(message=None, logprobs=None)]))
+    assert (a.p_yes, a.answer, a.source) == (None, None, "text")
+    lp = NS(content=[NS(token="Yes", logprob=None, top_logprobs=[NS(token="Yes", logprob=None)])])
+    b = read_choice(NS(choices=[NS(message=None, logprobs=lp)]))
+    assert (b.p_yes, b.source) == (1.0, "text")        # every logprob null: the chosen token's text decides
+
+
 def test_one_failed_request_fails_its_item_naming_the_questions():
     p = Prompt.model_validate({"id": "x", "prompt": "p", "questions": [
         {"id": "1", "text": "a?", "category": "entity"}, {"id": "2", "text": "b?", "category": "entity"}]})
@@ -276,6 +310,54 @@ def test_endpoint_without_logprobs_parses_the_text_and_says_so(dummy_run, endpoi
     det = evalsuite.scoring.load_detail(run, row.scorer_id, row.cache_key)["details"]
     assert det["vqa"]["source"] == "text" and {q["p_yes"] for q in det["questions"]} == {1.0, 0.0}
     assert fake.count("chat") == 2 * (5 + 3 + 1) + 2   # per seed: cube 1+4, beach 1+2, plain 1; 2 retried
+
+
+
+def test_endpoint_odd_token_spellings_null_logprobs_and_null_message(dummy_run, endpoint, tmp_path):
+    fake, spec = endpoint
+    fake.odd_tokens = ("Is there a cube", "Does this figure")   # "Yes." / "\u2581No" / "\u0120yes" + a null logprob
+    fake.no_message = ("Is there a beach",)                    # message: null, no log-probabilities
+    run = _copy(dummy_run, tmp_path)
+    res = evalsuite.score(run, scorers="vqa", judge=spec, progress=False, log=lambda m: None)
+    assert "errors" not in res.summary()
+    df = load_scores(run)
+    assert _vqa(df, "vqa_score").value.round(6).eq(0.55).all()      # the odd spellings still give 0.55
+    qs = _vqa(df, "question_score")
+    cube, beach = qs[qs.prompt_id == "cube"], qs[qs.prompt_id == "beach"]
+    assert cube.value.eq(0.75).all()                                  # as with plain spellings: 1, 0, 1, 1
+    assert beach.value.isna().all() and beach.missing_reason.str.contains("question 1").all()
+    row = cube.iloc[0]
+    det = evalsuite.scoring.load_detail(run, row.scorer_id, row.cache_key)["details"]
+    assert det["questions"][0]["source"] == "logprobs" and det["questions"][0]["p_yes"] == pytest.approx(0.9)
+
+
+def test_a_request_that_raises_fails_only_its_item_and_a_rerun_retries(dummy_run, endpoint, tmp_path, monkeypatch):
+    from evalsuite.judges import openai_compat
+
+    fake, spec = endpoint
+    fake.text_answers = {"Is there a sphere": "Blue"}
+    real = openai_compat.read_choice
+
+    def broken(resp):
+        if resp.choices[0].message.content == "Blue":
+            raise TypeError(f"must be real number, not NoneType {fake.secret}")
+        return real(resp)
+
+    monkeypatch.setattr(openai_compat, "read_choice", broken)
+    run = _copy(dummy_run, tmp_path)
+    res = evalsuite.score(run, scorers="vqa", judge=spec, progress=False, log=lambda m: None)
+    assert "scored 4" in res.summary() and "errors 2" in res.summary()
+    rows = _vqa(load_scores(run), "vqa_score")
+    bad = rows[rows.prompt_id == "cube"]
+    assert bad.value.isna().all() and rows[rows.prompt_id != "cube"].value.notna().all()
+    assert bad.missing_reason.eq("judge: 1 of 5 requests failed (question 3): TypeError: must be real number, not "
+                                 "NoneType [redacted]").all()
+    for f in run.rglob("*"):
+        if f.is_file():
+            assert fake.secret.encode() not in f.read_bytes(), f
+    monkeypatch.setattr(openai_compat, "read_choice", real)
+    again = evalsuite.score(run, scorers="vqa", judge=spec, progress=False, log=lambda m: None)
+    assert "scored 2, cached 4" in again.summary()                   # the failed items were not cached
 
 
 # ---- a judge's known blind spot, in per-category accuracy and in `agree` ----
