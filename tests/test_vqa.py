@@ -151,6 +151,9 @@ def test_endpoint_tokens_are_normalised_and_null_logprobs_skipped_by_hand():
     c = answer_from_logprobs([("Yes", None), ("yes", math.log(0.6)), ("No", math.log(0.2)), ("no", float("nan")),
                               (" No", float("inf")), (" yes", "x")], "yes")
     assert c.p_yes == pytest.approx(0.75) and c.source == "logprobs"
+    # a positive logprob (rounding, or garbage) is probability 1, never an OverflowError: 2 / (2 + 0.25)
+    e = answer_from_logprobs([("Yes", 1e-9), ("No", math.log(0.25)), ("yes", 1000.0)], "Yes")
+    assert e.p_yes == pytest.approx(2 / 2.25)
     # no usable yes/no entry: the chosen token's text decides, labelled "text" (counted in judge_text_answers)
     d = answer_from_logprobs([("Yes", None), ("The", -0.1)], "\u2581No")
     assert (d.p_yes, d.answer, d.source) == (0.0, "no", "text")

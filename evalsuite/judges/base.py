@@ -98,12 +98,13 @@ def is_no_token(token: Any) -> bool:
 
 
 def finite_logprob(lp: Any) -> float | None:
-    """An entry's log-probability as a float, or None when the endpoint sent null, a non-number or a non-finite value."""
+    """An entry's log-probability as a float, or None when the endpoint sent null, a non-number or a non-finite value;
+    a positive one (rounding, or a broken server) is read as 0 (probability 1), never overflowing exp."""
     try:
         v = float(lp)
     except (TypeError, ValueError):
         return None
-    return v if math.isfinite(v) else None
+    return min(v, 0.0) if math.isfinite(v) else None
 
 
 def answer_from_logprobs(top: Mapping[str, Any] | Iterable[tuple[str, Any]], chosen: str | None) -> Answer:
