@@ -157,7 +157,8 @@ def test_endpoint_tokens_are_normalised_and_null_logprobs_skipped_by_hand():
     # no usable yes/no entry: the chosen token's text decides, labelled "text" (counted in judge_text_answers)
     d = answer_from_logprobs([("Yes", None), ("The", -0.1)], "\u2581No")
     assert (d.p_yes, d.answer, d.source) == (0.0, "no", "text")
-    p = Prompt.model_validate({"id": "x", "prompt": "p", "questions": [{"id": "1", "text": "a?", "category": "entity"}]})
+    p = Prompt.model_validate({"id": "x", "prompt": "p",
+                               "questions": [{"id": "1", "text": "a?", "category": "entity"}]})
     values, det = item_result(p, [answer_from_logprobs([("Yes", -0.1)], "Yes"), d], {})
     assert values[("judge_text_answers", "")] == 0.5 and det["questions"][0]["source"] == "text"
 

@@ -16,8 +16,9 @@ metrics are missing, never guessed.
 
 The whole-prompt question is GenAI-Bench/VQAScore's, character for character as t2v_metrics asks it
 (linzhiqiu/t2v_metrics, t2v_metrics/models/vqascore_models/, default question_template):
-'Does this figure show "{prompt}"? Please answer Yes or No.' Atomic questions (DSG, TIFA, DPG-Bench) are asked as "{question} Please answer yes or no.". Changing a
-template changes TEMPLATE_VERSION, which is part of every judge's identity (and so of the cache key).
+'Does this figure show "{prompt}"? Please answer Yes or No.' Atomic questions (DSG, TIFA, DPG-Bench) are
+asked as "{question} Please answer yes or no.". Changing a template changes TEMPLATE_VERSION, which is part
+of every judge's identity (and so of the cache key).
 """
 
 from __future__ import annotations
