@@ -114,3 +114,16 @@ def test_remote_backend_without_its_client_names_the_remote_extra(tmp_path):
     assert r.returncode == 2, r.stderr
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "pip install 'evalsuite[remote]'" in lines[0], r.stderr
+
+
+def test_transformers_minimum_accepts_what_the_hf_judge_passes():
+    """judges/hf.py passes `dtype=` to from_pretrained (transformers >= 4.56, huggingface/transformers#39782;
+    AutoModelForImageTextToText and Qwen2.5-VL are older): the declared minimum must be at least that."""
+    import re
+    import tomllib
+
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    (spec,) = [d for d in deps if re.match(r"transformers\b", d)]
+    m = re.fullmatch(r"transformers>=(\d+)\.(\d+)(?:\.\d+)?", spec.replace(" ", ""))
+    assert m and (int(m.group(1)), int(m.group(2))) >= (4, 56), spec
+    assert '"dtype": dtype' in (REPO / "evalsuite" / "judges" / "hf.py").read_text()

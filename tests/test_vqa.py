@@ -112,7 +112,7 @@ def test_item_metrics_and_gating_by_hand():
     q3 = det["questions"][2]
     assert q3 == {"id": "3", "text": "c?", "category": "relation", "subcategory": None, "depends_on": ["2"],
                   "p_yes": 0.8, "answer": "yes", "source": "scores", "gated": True, "score": 0.0}
-    assert det["vqa"]["question"] == "Does this figure show 'p'? Please answer yes or no."
+    assert det["vqa"]["question"] == 'Does this figure show "p"? Please answer Yes or No.'
     # every question yes -> the prompt is followed
     yes = [Answer(0.9, "yes", "scores")] * 6
     assert item_result(p, yes, {})[0][("prompt_following_vqa", "")] == 1.0
@@ -136,6 +136,63 @@ def test_judge_specs_are_checked(prompt_file, tmp_path):
                 "--run-dir", tmp_path / "r")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "--judge 'gpt:x'" in r.stderr
     assert not (tmp_path / "r").exists()      # validated before anything is written
+
+
+
+def test_endpoint_tokens_are_normalised_and_null_logprobs_skipped_by_hand():
+    # "Yes." is yes: e^-0.1 / (e^-0.1 + e^-2.5) = 1 / (1 + e^-2.4) = 0.916827...
+    a = answer_from_logprobs([("Yes.", -0.1), ("No", -2.5)], "Yes.")
+    assert a.source == "logprobs" and a.answer == "yes" and a.p_yes == pytest.approx(1 / (1 + math.exp(-2.4)))
+    # sentencepiece / byte-level pieces and punctuation: 0.5 + 0.1 yes, 0.2 + 0.1 no -> 0.6 / 0.9
+    b = answer_from_logprobs([("\u2581Yes", math.log(0.5)), ("\u0120yes", math.log(0.1)), (" NO!", math.log(0.2)),
+                              ("\u2581no,", math.log(0.1)), ("Yesterday", math.log(0.05))], "\u2581Yes")
+    assert b.p_yes == pytest.approx(0.6 / 0.9) and b.answer == "yes"
+    # null, non-finite and non-numeric log-probabilities are skipped, never a crash: 0.6 / (0.6 + 0.2)
+    c = answer_from_logprobs([("Yes", None), ("yes", math.log(0.6)), ("No", math.log(0.2)), ("no", float("nan")),
+                              (" No", float("inf")), (" yes", "x")], "yes")
+    assert c.p_yes == pytest.approx(0.75) and c.source == "logprobs"
+    # a positive logprob (rounding, or garbage) is probability 1, never an OverflowError: 2 / (2 + 0.25)
+    e = answer_from_logprobs([("Yes", 1e-9), ("No", math.log(0.25)), ("yes", 1000.0)], "Yes")
+    assert e.p_yes == pytest.approx(2 / 2.25)
+    # no usable yes/no entry: the chosen token's text decides, labelled "text" (counted in judge_text_answers)
+    d = answer_from_logprobs([("Yes", None), ("The", -0.1)], "\u2581No")
+    assert (d.p_yes, d.answer, d.source) == (0.0, "no", "text")
+    p = Prompt.model_validate({"id": "x", "prompt": "p",
+                               "questions": [{"id": "1", "text": "a?", "category": "entity"}]})
+    values, det = item_result(p, [answer_from_logprobs([("Yes", -0.1)], "Yes"), d], {})
+    assert values[("judge_text_answers", "")] == 0.5 and det["questions"][0]["source"] == "text"
+
+
+def test_read_choice_survives_a_null_message_and_null_logprobs():
+    from types import SimpleNamespace as NS
+
+    from evalsuite.judges.openai_compat import read_choice
+
+    a = read_choice(NS(choices=[NS(message=None, logprobs=None)]))
+    assert (a.p_yes, a.answer, a.source) == (None, None, "text")
+    lp = NS(content=[NS(token="Yes", logprob=None, top_logprobs=[NS(token="Yes", logprob=None)])])
+    b = read_choice(NS(choices=[NS(message=None, logprobs=lp)]))
+    assert (b.p_yes, b.source) == (1.0, "text")        # every logprob null: the chosen token's text decides
+
+
+def test_one_failed_request_fails_its_item_naming_the_questions():
+    p = Prompt.model_validate({"id": "x", "prompt": "p", "questions": [
+        {"id": "1", "text": "a?", "category": "entity"}, {"id": "2", "text": "b?", "category": "entity"}]})
+    ok = Answer(0.9, "yes", "logprobs")
+    why = item_result(p, [ok, Answer(None, None, "error", "TypeError: boom"), Answer(None, None, "error", "HTTP 500")],
+                      {})
+    assert why == "judge: 2 of 3 requests failed (question 1, question 2): TypeError: boom; HTTP 500"
+    assert item_result(p, [Answer(None, None, "error", "x"), ok, ok], {}) == \
+        "judge: 1 of 3 requests failed (the prompt question): x"
+
+
+def test_vqa_question_is_t2v_metrics_template_exactly():
+    from evalsuite.judges.base import TEMPLATE_VERSION, vqa_question
+
+    # linzhiqiu/t2v_metrics, t2v_metrics/models/vqascore_models/qwen2vl_model.py (and the others): default
+    # question_template = 'Does this figure show "{}"? Please answer Yes or No.'
+    assert vqa_question("a red cube") == 'Does this figure show "a red cube"? Please answer Yes or No.'
+    assert TEMPLATE_VERSION == "vqa-yn/v2"
 
 
 # ---- the miniature local judge (same from_pretrained path as real weights) ----
@@ -165,7 +222,7 @@ def test_tiny_vlm_judge_p_yes_is_the_normalised_next_token_softmax(tiny_vlm_dir)
         y, n = float(probs[list(yes)].sum()), float(probs[list(no)].sum())
         assert a.p_yes == pytest.approx(y / (y + n), abs=1e-4)
     ident = judge.identity()
-    assert ident["kind"] == "hf" and ident["model"].startswith("local:") and ident["template"] == "vqa-yn/v1"
+    assert ident["kind"] == "hf" and ident["model"].startswith("local:") and ident["template"] == "vqa-yn/v2"
     assert ident["dtype"] == "fp32"
 
 
@@ -182,7 +239,7 @@ def test_vqa_run_with_the_tiny_judge_fills_the_detail_format(dummy_run, tiny_vlm
     row = _vqa(df, "question_score").iloc[0]
     d = evalsuite.scoring.load_detail(run, row.scorer_id, row.cache_key)["details"]
     assert set(d) >= {"judge", "vqa", "questions"}
-    assert d["judge"]["kind"] == "hf" and d["judge"]["template"] == "vqa-yn/v1"
+    assert d["judge"]["kind"] == "hf" and d["judge"]["template"] == "vqa-yn/v2"
     assert d["vqa"]["source"] == "scores" and d["vqa"]["answer"] in ("yes", "no")
     assert set(d["questions"][0]) == {"id", "text", "category", "subcategory", "depends_on", "p_yes", "answer",
                                       "source", "gated", "score"}
@@ -257,6 +314,54 @@ def test_endpoint_without_logprobs_parses_the_text_and_says_so(dummy_run, endpoi
     det = evalsuite.scoring.load_detail(run, row.scorer_id, row.cache_key)["details"]
     assert det["vqa"]["source"] == "text" and {q["p_yes"] for q in det["questions"]} == {1.0, 0.0}
     assert fake.count("chat") == 2 * (5 + 3 + 1) + 2   # per seed: cube 1+4, beach 1+2, plain 1; 2 retried
+
+
+
+def test_endpoint_odd_token_spellings_null_logprobs_and_null_message(dummy_run, endpoint, tmp_path):
+    fake, spec = endpoint
+    fake.odd_tokens = ("Is there a cube", "Does this figure")   # "Yes." / "\u2581No" / "\u0120yes" + a null logprob
+    fake.no_message = ("Is there a beach",)                    # message: null, no log-probabilities
+    run = _copy(dummy_run, tmp_path)
+    res = evalsuite.score(run, scorers="vqa", judge=spec, progress=False, log=lambda m: None)
+    assert "errors" not in res.summary()
+    df = load_scores(run)
+    assert _vqa(df, "vqa_score").value.round(6).eq(0.55).all()      # the odd spellings still give 0.55
+    qs = _vqa(df, "question_score")
+    cube, beach = qs[qs.prompt_id == "cube"], qs[qs.prompt_id == "beach"]
+    assert cube.value.eq(0.75).all()                                  # as with plain spellings: 1, 0, 1, 1
+    assert beach.value.isna().all() and beach.missing_reason.str.contains("question 1").all()
+    row = cube.iloc[0]
+    det = evalsuite.scoring.load_detail(run, row.scorer_id, row.cache_key)["details"]
+    assert det["questions"][0]["source"] == "logprobs" and det["questions"][0]["p_yes"] == pytest.approx(0.9)
+
+
+def test_a_request_that_raises_fails_only_its_item_and_a_rerun_retries(dummy_run, endpoint, tmp_path, monkeypatch):
+    from evalsuite.judges import openai_compat
+
+    fake, spec = endpoint
+    fake.text_answers = {"Is there a sphere": "Blue"}
+    real = openai_compat.read_choice
+
+    def broken(resp):
+        if resp.choices[0].message.content == "Blue":
+            raise TypeError(f"must be real number, not NoneType {fake.secret}")
+        return real(resp)
+
+    monkeypatch.setattr(openai_compat, "read_choice", broken)
+    run = _copy(dummy_run, tmp_path)
+    res = evalsuite.score(run, scorers="vqa", judge=spec, progress=False, log=lambda m: None)
+    assert "scored 4" in res.summary() and "errors 2" in res.summary()
+    rows = _vqa(load_scores(run), "vqa_score")
+    bad = rows[rows.prompt_id == "cube"]
+    assert bad.value.isna().all() and rows[rows.prompt_id != "cube"].value.notna().all()
+    assert bad.missing_reason.eq("judge: 1 of 5 requests failed (question 3): TypeError: must be real number, not "
+                                 "NoneType [redacted]").all()
+    for f in run.rglob("*"):
+        if f.is_file():
+            assert fake.secret.encode() not in f.read_bytes(), f
+    monkeypatch.setattr(openai_compat, "read_choice", real)
+    again = evalsuite.score(run, scorers="vqa", judge=spec, progress=False, log=lambda m: None)
+    assert "scored 2, cached 4" in again.summary()                   # the failed items were not cached
 
 
 # ---- a judge's known blind spot, in per-category accuracy and in `agree` ----

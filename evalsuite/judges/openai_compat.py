@@ -4,7 +4,9 @@ Ollama, OpenAI, other providers' compatible endpoints), through the `openai` cli
 Each (image, question) is one request: the image as a base64 PNG data URI, the question as text,
 `max_tokens=1`, `temperature=0`, `logprobs=True`, `top_logprobs=20`. P(yes) sums the yes spellings' and the no
 spellings' probabilities among the top 20 and normalises (judges/base.py); when the endpoint returns no
-log-probabilities the answer text is parsed (source "text", p_yes 1.0 / 0.0) and the report counts those.
+log-probabilities (or none that read as yes/no) the answer text is parsed (source "text", p_yes 1.0 / 0.0) and
+the report counts those. A request that fails (after retries, or with a malformed response) fails only its item,
+with the reason (key redacted); it is not cached, so a rerun asks again.
 Requests run `concurrency` at a time (many replicas behind one URL take many), transient failures (429, 5xx,
 timeouts, connection errors) are retried with backoff as the remote backends do (backends/remote.py).
 
@@ -49,6 +51,7 @@ class OpenAIJudge(Judge):
         self.base_url = spec.ref.rstrip("/")
         self.batch = 4 * self.opts["concurrency"]
         self.client = None
+        self._secret: str | None = None
         self.texts_parsed = 0
 
     @classmethod
@@ -112,23 +115,30 @@ class OpenAIJudge(Judge):
             resp = remote.with_retry(lambda: self.client.chat.completions.create(
                 model=self.opts["model"], messages=messages, max_tokens=1, temperature=0, logprobs=True,
                 top_logprobs=TOP_LOGPROBS), self.policy, classify, "judge", None)
+            return read_choice(resp)
         except remote.RemoteFailure as e:   # this item fails (not cached: a rerun asks again); the others go on
-            msg = e.message.replace(self._secret, "[redacted]") if self._secret else e.message
-            return Answer(None, None, "error", msg)
-        return read_choice(resp)
+            return Answer(None, None, "error", self.redact(e.message))
+        except Exception as e:  # noqa: BLE001 - a malformed response or client error: this item fails, not the batch
+            first = str(e).splitlines()[0][:160] if str(e) else ""
+            return Answer(None, None, "error", self.redact(f"{type(e).__name__}: {first}"))
+
+    def redact(self, message: str) -> str:
+        return message.replace(self._secret, "[redacted]") if self._secret else message
 
 
 def read_choice(resp) -> Answer:
     """The Answer of a one-token chat completion: from its log-probabilities, else from its text."""
-    choice = (resp.choices or [None])[0]
+    choice = (getattr(resp, "choices", None) or [None])[0]
     if choice is None:
         return Answer(None, None, "text", "the endpoint returned no choice")
-    content = getattr(choice.logprobs, "content", None) if choice.logprobs is not None else None
+    logprobs = getattr(choice, "logprobs", None)
+    content = getattr(logprobs, "content", None) if logprobs is not None else None
     if content:
         first = content[0]
         top = [(t.token, t.logprob) for t in (first.top_logprobs or [])] or [(first.token, first.logprob)]
         return answer_from_logprobs(top, first.token)
-    return answer_from_text(choice.message.content or "")
+    message = getattr(choice, "message", None)
+    return answer_from_text(getattr(message, "content", None) or "")
 
 
 def _key_name(opts: dict[str, Any]) -> str:

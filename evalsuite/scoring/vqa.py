@@ -2,8 +2,8 @@
 
 Per item, with P(yes) normalised over yes/no (judges/base.py):
 
-    vqa_score             P(yes) for "Does this figure show '{prompt}'? Please answer yes or no." (GenAI-Bench /
-                          VQAScore's question)
+    vqa_score             P(yes) for 'Does this figure show "{prompt}"? Please answer Yes or No.' (GenAI-Bench /
+                          VQAScore's question, as t2v_metrics asks it)
     question_score        share of the prompt's atomic questions scoring 1 after dependency gating (DSG,
                           DPG-Bench: a question whose parent is answered "no" scores 0; metrics/questions.py)
     prompt_following_vqa  1 when every question scores 1 (the per-image "prompt followed" judgement)
@@ -11,7 +11,9 @@ Per item, with P(yes) normalised over yes/no (judges/base.py):
     judge_text_answers    share of the item's answers parsed from text (an endpoint without log-probabilities)
 
 The question metrics exist only for prompts with questions (no row otherwise, as text metrics need target
-text). A question the judge answered neither yes nor no makes the question metrics missing with that reason.
+text). A request that failed (an endpoint error after retries, a malformed response) fails the whole item,
+every metric including vqa_score, with a reason naming the failed questions and why; it is not cached, so a
+rerun asks again. A question the judge answered neither yes nor no makes the question metrics missing with that reason.
 Details (the format DPG-Bench scoring reads):
 
     {"judge": {identity + facts}, "vqa": {question, p_yes, answer, source},
@@ -37,14 +39,26 @@ def judge_questions(prompt) -> list[str]:
     return [vqa_question(prompt.prompt)] + [atomic_question(q.text) for q in prompt.questions]
 
 
+def failed_requests(prompt, answers: Sequence) -> str | None:
+    """Why the item failed when any of its requests failed (source "error"): which questions, and why. One failed
+    request fails the whole item, answered questions included (nothing partial is cached; a rerun asks again)."""
+    labels = ["the prompt question"] + [f"question {q.id}" for q in prompt.questions]
+    failed = [(label, a.note) for label, a in zip(labels, answers) if a.source == "error"]
+    if not failed:
+        return None
+    notes = list(dict.fromkeys(note or "no reason given" for _, note in failed))
+    which = ", ".join(label for label, _ in failed)
+    return f"judge: {len(failed)} of {len(answers)} requests failed ({which}): {'; '.join(notes)}"[:600]
+
+
 def item_result(prompt, answers: Sequence, judge_record: dict[str, Any]):
     """(values, details) of one item from its answers (judge_questions' order), or a string: why it failed."""
     from ..judges.base import vqa_question
     from ..metrics import questions as Q
 
-    failed = [a for a in answers if a.source == "error"]
+    failed = failed_requests(prompt, answers)
     if failed:
-        return f"judge: {failed[0].note}"
+        return failed
     head, rest = answers[0], list(answers[1:])
     values: dict[tuple[str, str], float] = {("vqa_score", ""): float("nan") if head.p_yes is None else head.p_yes,
                                             ("judge_text_answers", ""): sum(a.source == "text" for a in answers)

@@ -11,6 +11,9 @@ question to P(yes) (first match wins; `default_p` otherwise), spread over "Yes"/
 0.8/0.2 of each side's mass. `logprobs=False` answers with text only (as some endpoints do). `blind_negation`:
 questions with a negation word are answered with P(yes) 0.9 whatever the rules say (a judge's known blind spot).
 `dark_is_no`: an image whose mean level is below 60 gets P(yes) 0.1 for every question (the image decides).
+`odd_tokens`: question substring -> the top tokens spelled as some servers send them ("Yes." / "▁No"
+/ "Ġyes" ... in place of "Yes" / "No" / " yes"), plus an entry with `logprob: null`. `no_message`: question
+substrings answered with `message: null` and no log-probabilities.
 """
 
 from __future__ import annotations
@@ -43,10 +46,12 @@ class VlmFake(FakeService):
     blind_negation: bool = False
     dark_is_no: bool = False
     text_answers: dict[str, str] = field(default_factory=dict)   # question substring -> a non-yes/no reply
+    odd_tokens: tuple[str, ...] = ()
+    no_message: tuple[str, ...] = ()
     seen: list[dict] = field(default_factory=list)
 
     def p_yes(self, question: str, uri: str) -> float:
-        if self.blind_negation and NEGATION.search(question.replace("Please answer yes or no.", "")):
+        if self.blind_negation and NEGATION.search(re.sub(r"Please answer yes or no\.", "", question, flags=re.I)):
             return 0.9
         if self.dark_is_no and image_mean(uri) < 60:
             return 0.1
@@ -86,7 +91,14 @@ class VlmFake(FakeService):
                 else [{"token": odd, "logprob": -0.01, "bytes": list(odd.encode())}]
             lp = {"content": [{"token": chosen, "logprob": entries[0]["logprob"], "bytes": list(chosen.encode()),
                                "top_logprobs": entries}]}
+        if lp and any(k in question for k in self.odd_tokens):
+            spell = {"Yes": "Yes.", " yes": "\u0120yes", "No": "\u2581No", " no": " no!"}
+            for e in lp["content"][0]["top_logprobs"]:
+                e["token"] = spell.get(e["token"], e["token"])
+            lp["content"][0]["top_logprobs"].append({"token": "Yes", "logprob": None, "bytes": None})
+        message = None if any(k in question for k in self.no_message) else {"role": "assistant", "content": chosen}
+        if message is None:
+            lp = None
         return {"id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()), "model": model,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": chosen}, "logprobs": lp,
-                             "finish_reason": "length"}],
+                "choices": [{"index": 0, "message": message, "logprobs": lp, "finish_reason": "length"}],
                 "usage": {"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 11}}
