@@ -248,3 +248,34 @@ def test_run_protocol_dpg_judged_by_the_miniature_vqa_judge(tmp_path, capsys):
     assert sorted(len(v) for v in per_prompt.values()) == [2, 2, 2]
     expected = D.overall([D.prompt_score(v) for v in per_prompt.values()])
     assert row["overall"]["mean"] == pytest.approx(expected)
+
+
+def test_geneval_colour_items_without_clip_are_not_cached(tmp_path, capsys, monkeypatch, tiny_detector, tiny_clip):
+    """CLIP not to be had on the first pass: the colour images are missing with the reason and no detail file is
+    written for them, so a later `evalsuite score` with CLIP available (same CLIP identity) scores them."""
+    from evalsuite.scoring import clip as C
+    from evalsuite.scoring import load_scores
+
+    monkeypatch.setenv("EVALSUITE_GENEVAL_DETECTOR", str(tiny_detector))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    cfg, ckpt = tiny_clip
+    real = C.load_clip
+
+    def no_clip(*a, **k):
+        raise C.ClipUnavailable("CLIP weights not here yet")
+
+    monkeypatch.setattr(C, "load_clip", no_clip)
+    run_dir = tmp_path / "retry"
+    assert main(["run", "--protocol", "geneval", "--backends", "dummy", "--category", "colors", "--limit", "1",
+                 "--clip-model", f"{cfg}:{ckpt}", "-o", str(run_dir), "--no-progress", "--no-report"]) == 0
+    df = load_scores(run_dir)
+    g = df[df["metric"] == "geneval"]
+    assert len(g) == 4 and g["value"].isna().all()
+    assert (g["missing_reason"] == "colour needs CLIP: CLIP weights not here yet").all()
+    monkeypatch.setattr(C, "load_clip", real)
+    assert main(["score", str(run_dir), "--scorers", "geneval", "--clip-model", f"{cfg}:{ckpt}",
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    g = load_scores(run_dir)
+    g = g[g["metric"] == "geneval"]
+    assert len(g) == 4 and g["missing_reason"].isna().all() and g["value"].isin([0.0, 1.0]).all()
