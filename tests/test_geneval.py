@@ -298,3 +298,13 @@ def test_a_detector_error_is_that_images_reason_and_the_pass_goes_on():
     assert out[0] == out[2] and out[0][0] == {("geneval", "single_object"): 1.0}
     assert out[1] == ("GenEval judging failed (RuntimeError: CUDA out of memory); rerun `evalsuite score` to "
                       "retry")
+
+
+def test_equal_scores_keep_the_originals_order_later_object_first():
+    """GenEval orders by np.argsort(scores)[::-1]: for [0.8 (a), 0.9 (b), 0.8 (c)] the ascending argsort is
+    [0, 2, 1], reversed [1, 2, 0]: b, then c before a (the later of the tied objects first)."""
+    a, b, c = obj(0, 0, 5, 5, 0.8), obj(10, 10, 15, 15, 0.9), obj(20, 20, 25, 25, 0.8)
+    picked = G.select_objects({"cat": [a, b, c]}, "single_object")["cat"]
+    assert [o[0][0] for o in picked] == [10, 20, 0]
+    # two tied objects: the later one first (it is the one a `count` of 1 keeps)
+    assert G.select_objects({"cat": [a, c]}, "single_object")["cat"][0] is c
