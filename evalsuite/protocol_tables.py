@@ -1,6 +1,7 @@
 """The protocol figures of a run folder and the table "beside the published numbers" (docs/protocols.md).
 
-    geneval_rows(run_dir)   per backend: each tag's accuracy and the overall (mean of the six tags), 95% intervals
+    geneval_rows(run_dir)   per backend: each tag's accuracy (mean over images, as GenEval) and the overall (mean
+                            of the six tags), 95% intervals over prompts
     dpg_rows(run_dir)       per backend: DPG-Bench overall, L1 and L2 category scores from the vqa judge's details
     protocol_summary(run_dir) -> {"protocol", "rows", "settings", "published", ...}; `markdown(summary)` its table
     write_summary(run_dir)  RUN_DIR/protocol/summary.json and summary.md (atomic)
@@ -23,27 +24,38 @@ SUMMARY_DIR = "protocol"
 NOISE_NOTE = "random weights: numbers are noise, not quality"
 
 
-def _stratified_overall_ci(per_tag: dict[str, list[float]]) -> tuple[float, float]:
-    """95% interval of the mean of tag means: the percentile bootstrap resampling prompts within each tag (fixed
-    RNG seed), widened to at least the continuity-corrected Wilson bounds with the number of prompts as the
-    sample size, so it never collapses at small n or at 0 / 1 (as the pooled protocol figures, docs/scores.md)."""
+def _image_mean(arrays) -> float:
+    """GenEval's tag accuracy: the mean over images (summary_scores.py's `task_df['correct'].mean()`)."""
+    import numpy as np
+
+    return float(np.concatenate(list(arrays)).mean())
+
+
+def _stratified_overall_ci(per_tag: dict[str, list]) -> tuple[float, float]:
+    """95% interval of the mean of tag accuracies (each the mean over its images): the percentile bootstrap
+    resampling prompts (each with all its images) within each tag (fixed RNG seed), widened to at least the
+    continuity-corrected Wilson bounds with the number of prompts as the sample size, so it never collapses at
+    small n or at 0 / 1 (as the pooled protocol figures, docs/scores.md)."""
     import numpy as np
 
     from .metrics.stats import CONFIDENCE, N_RESAMPLES, RNG_SEED, t_quantile, wilson_bounds
 
     rng = np.random.default_rng(RNG_SEED)
-    arrays = [np.asarray(v, dtype=float) for v in per_tag.values()]
-    boot = np.mean([[a[rng.integers(0, len(a), len(a))].mean() for a in arrays] for _ in range(N_RESAMPLES)], axis=1)
+    tags = [[np.asarray(v, dtype=float) for v in prompts] for prompts in per_tag.values()]
+    boot = np.mean([[_image_mean([t[i] for i in rng.integers(0, len(t), len(t))]) for t in tags]
+                    for _ in range(N_RESAMPLES)], axis=1)
     alpha = (1 - CONFIDENCE) / 2
     lo, hi = float(np.quantile(boot, alpha)), float(np.quantile(boot, 1 - alpha))
-    n = sum(len(a) for a in arrays)
-    mean = float(np.mean([a.mean() for a in arrays]))
+    n = sum(len(t) for t in tags)
+    mean = float(np.mean([_image_mean(t) for t in tags]))
     wlo, whi = wilson_bounds(np.clip(mean, 0.0, 1.0), n, t_quantile(CONFIDENCE, n - 1))
-    return min(lo, float(wlo)), max(hi, float(whi))
+    return min(lo, float(wlo), mean), max(hi, float(whi), mean)
 
 
 def geneval_rows(run_dir: str | Path) -> list[dict[str, Any]]:
-    """One row per backend: {backend, tags: {tag: {mean, low, high, n_prompts, n_images}}, overall, missing}."""
+    """One row per backend: {backend, tags: {tag: {mean, low, high, n_prompts, n_images}}, overall, missing}.
+    A tag's mean is GenEval's, over images; its interval the prompt-clustered Wilson-t one (seeds of a prompt
+    are not independent), widened to hold the mean when images are missing."""
     from .metrics.stats import rate_ci
     from .scoring import load_scores
 
@@ -52,7 +64,7 @@ def geneval_rows(run_dir: str | Path) -> list[dict[str, Any]]:
     rows = []
     for backend, g in df.groupby("backend", sort=True):
         ok = g[g["missing_reason"].isna()]
-        tags, prompt_means, missing = {}, {}, {}
+        tags, per_prompt, missing = {}, {}, {}
         for tag in G.TAGS:
             t = ok[ok["variant"] == tag]
             miss = g[(g["variant"] == tag) & g["missing_reason"].notna()]
@@ -61,13 +73,14 @@ def geneval_rows(run_dir: str | Path) -> list[dict[str, Any]]:
             if t.empty:
                 continue
             per = {pid: s["value"].to_numpy(dtype=float) for pid, s in t.groupby("prompt_id")}
-            ci = rate_ci(per)
-            tags[tag] = {"mean": ci.mean, "low": ci.low, "high": ci.high, "n_prompts": ci.n, "n_images": len(t)}
-            prompt_means[tag] = [float(v.mean()) for v in per.values()]
+            ci, mean = rate_ci(per), _image_mean(per.values())
+            tags[tag] = {"mean": mean, "low": min(ci.low, mean), "high": max(ci.high, mean), "n_prompts": ci.n,
+                         "n_images": len(t)}
+            per_prompt[tag] = list(per.values())
         absent = [t for t in G.TAGS if t not in tags]
         overall = None
         if not absent:
-            lo, hi = _stratified_overall_ci(prompt_means)
+            lo, hi = _stratified_overall_ci(per_prompt)
             overall = {"mean": G.overall({t: v["mean"] for t, v in tags.items()}), "low": lo, "high": hi}
         rows.append({"backend": backend, "tags": tags, "overall": overall, "missing": missing,
                      "overall_missing": None if overall else f"no scored image for tag(s) {', '.join(absent)}"})

@@ -279,3 +279,29 @@ def test_geneval_colour_items_without_clip_are_not_cached(tmp_path, capsys, monk
     g = load_scores(run_dir)
     g = g[g["metric"] == "geneval"]
     assert len(g) == 4 and g["missing_reason"].isna().all() and g["value"].isin([0.0, 1.0]).all()
+
+
+def test_geneval_tag_accuracy_is_the_mean_over_images_when_one_is_missing(monkeypatch):
+    """GenEval's summary_scores.py: a tag's accuracy is the mean over its images, the overall the mean of the tag
+    means. single_object: prompt p1 has 4 correct images, p2 one wrong image (3 missing): over images 4/5 = 0.8
+    (the mean of prompt means would be (1 + 0) / 2 = 0.5). The five other tags: one correct image each, so the
+    overall is (0.8 + 5) / 6 = 0.96667 (not (0.5 + 5) / 6 = 0.91667)."""
+    import pandas as pd
+
+    import evalsuite.scoring as S
+    from evalsuite.metrics import geneval as G
+    from evalsuite.protocol_tables import geneval_rows
+
+    rows = [("p1", "single_object", 1.0, None)] * 4 + [("p2", "single_object", 0.0, None)]
+    rows += [("p2", "single_object", float("nan"), "image failed")] * 3
+    rows += [(f"q{i}", tag, 1.0, None) for i, tag in enumerate(G.TAGS) if tag != "single_object"]
+    df = pd.DataFrame([{"backend": "b", "metric": "geneval", "prompt_id": p, "variant": t, "value": v,
+                        "missing_reason": r} for p, t, v, r in rows])
+    monkeypatch.setattr(S, "load_scores", lambda run_dir: df)
+    (row,) = geneval_rows("unused")
+    one = row["tags"]["single_object"]
+    assert one["mean"] == pytest.approx(0.8) and (one["n_prompts"], one["n_images"]) == (2, 5)
+    assert one["low"] <= 0.8 <= one["high"]
+    assert row["overall"]["mean"] == pytest.approx(5.8 / 6)
+    assert row["overall"]["low"] <= 5.8 / 6 <= row["overall"]["high"]
+    assert row["missing"]["single_object"] == "3 image(s) missing: image failed"
