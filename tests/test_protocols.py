@@ -94,18 +94,21 @@ ANSWERS = {
 }
 
 
-def write_hand_judged(run_dir):
-    """Detail files in the vqa scorer's format, through ScoreStore, for itemA and itemB."""
+def write_hand_judged(run_dir, slug="vqa-hand-judge-0123456789", model="hand", identity=None, answers_of=None):
+    """Detail files in the vqa scorer's format, through ScoreStore, for itemA and itemB (or what answers_of
+    answers: (prompt id, seed) -> {question id: answer} or None), added to the registry."""
     from evalsuite.runfolder import RunFolder
     from evalsuite.store.scores import ScoreDetail, ScoreStore
 
     rf, store = RunFolder(run_dir), ScoreStore(run_dir)
     prompts = rf.prompts()
-    slug = "vqa-hand-judge-0123456789"
     store.prepare()
-    store.write_registry({slug: {"scorer": "vqa", "model": "hand", "version": "vqa/v1", "identity": {}, "engines": []}})
+    reg = store.read_registry() if store.has_registry() else {}
+    reg[slug] = {"scorer": "vqa", "model": model, "version": "vqa/v1", "identity": identity or {}, "engines": []}
+    store.write_registry(reg)
+    answers_of = answers_of or (lambda pid, seed: ANSWERS.get(pid, {}).get(seed))
     for entry, rec in rf.records():
-        answers = ANSWERS.get(entry.prompt_id, {}).get(entry.seed)
+        answers = answers_of(entry.prompt_id, entry.seed)
         if answers is None:
             continue
         p = prompts[entry.prompt_id]
@@ -113,10 +116,10 @@ def write_hand_judged(run_dir):
                "depends_on": q.depends_on, "p_yes": 1.0 if answers[q.id] == "yes" else 0.0, "answer": answers[q.id],
                "source": "text", "gated": False, "score": 0.0} for q in p.questions]
         store.write_detail(ScoreDetail(
-            cache_key=f"{entry.key}{entry.seed}", scorer_id=slug, scorer="vqa", model="hand", version="vqa/v1",
+            cache_key=f"{entry.key}{entry.seed}", scorer_id=slug, scorer="vqa", model=model, version="vqa/v1",
             image_sha256=rec.image_sha256, inputs={"prompt": p.prompt},
             first_item={"backend": entry.backend, "prompt_id": p.id, "seed": entry.seed}, values=[],
-            details={"judge": {"kind": "hf", "model": "hand", "revision": None, "template": "t1"}, "questions": qs},
+            details={"judge": {"kind": "hf", "model": model, "revision": None, "template": "t1"}, "questions": qs},
             scored_at="2026-01-01T00:00:00+00:00"))
 
 
@@ -305,3 +308,31 @@ def test_geneval_tag_accuracy_is_the_mean_over_images_when_one_is_missing(monkey
     assert row["overall"]["mean"] == pytest.approx(5.8 / 6)
     assert row["overall"]["low"] <= 5.8 / 6 <= row["overall"]["high"]
     assert row["missing"]["single_object"] == "3 image(s) missing: image failed"
+
+
+def test_dpg_table_one_row_per_judge_never_mixed(tmp_path, capsys):
+    """Two judges in one run: the hand judge of the test above (68.75 over itemA, itemB; itemC not judged) and
+    judge B answering "yes" to everything of every image (each image 1: overall 100 over 3 prompts, 12 images).
+    Each has its own row, named by its judge; the settings' judge row names both."""
+    run_dir = tmp_path / "dpg-two"
+    assert main(["run", "--protocol", "dpg", "--prompts", f"dpg:{dpg_csv(tmp_path)}", "--backends", "dummy",
+                 "-o", str(run_dir), "--no-progress", "--no-report"]) == 0
+    write_hand_judged(run_dir)
+    qids = {"itemA": "1234", "itemB": "123", "itemC": "1"}
+    write_hand_judged(run_dir, slug="vqa-judge-b-9876543210", model="org/judge-b",
+                      identity={"scorer": "vqa", "judge": {"model": "org/judge-b", "revision": "abc123"}},
+                      answers_of=lambda pid, seed: dict.fromkeys(qids[pid], "yes"))
+    assert main(["protocol", str(run_dir)]) == 0
+    capsys.readouterr()
+    summary = json.loads((run_dir / "protocol" / "summary.json").read_text())
+    by_judge = {r["judge"]: r for r in summary["rows"]}
+    assert set(by_judge) == {"hand @ revision not recorded", "org/judge-b @ abc123"}
+    hand, b = by_judge["hand @ revision not recorded"], by_judge["org/judge-b @ abc123"]
+    assert hand["overall"]["mean"] == pytest.approx(68.75) and (hand["n_prompts"], hand["n_images"]) == (2, 8)
+    assert b["overall"]["mean"] == pytest.approx(100.0) and (b["n_prompts"], b["n_images"]) == (3, 12)
+    assert b["missing"] == {} and b["l1"] == pytest.approx(dict.fromkeys(["entity", "attribute", "relation",
+                                                                          "other"], 100.0))
+    (judge_row,) = [s for s in summary["settings"] if s["setting"] == "judge"]
+    assert judge_row["this run"].startswith("hand @ revision not recorded; org/judge-b @ abc123")
+    md = (run_dir / "protocol" / "summary.md").read_text()
+    assert "| dummy | org/judge-b @ abc123 | 100.00 [" in md
