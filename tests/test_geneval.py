@@ -298,6 +298,15 @@ def test_a_detector_error_is_that_images_reason_and_the_pass_goes_on():
     assert out[0] == out[2] and out[0][0] == {("geneval", "single_object"): 1.0}
     assert out[1] == ("GenEval judging failed (RuntimeError: CUDA out of memory); rerun `evalsuite score` to "
                       "retry")
+    # CLIP raising while it loads (not "unavailable": e.g. out of memory) is the colour image's reason too
+    def oom():
+        raise RuntimeError("CUDA out of memory")
+
+    unit._color_fn = oom
+    colour = {"tag": "colors", "include": [{"class": "cat", "count": 1, "color": "red"}]}
+    out = unit.score_batch([SimpleNamespace(prompt=SimpleNamespace(geneval=colour)), jobs[0]], [good, good], None)
+    assert out[0] == "GenEval judging failed (RuntimeError: CUDA out of memory); rerun `evalsuite score` to retry"
+    assert out[1][0] == {("geneval", "single_object"): 1.0}
 
 
 def test_equal_scores_keep_the_originals_order_later_object_first():

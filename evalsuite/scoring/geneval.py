@@ -301,11 +301,11 @@ class GenevalScorer(Scorer):
             if not meta:
                 out.append(({}, {"note": "prompt has no GenEval metadata"}))
                 continue
-            colors = self._color_fn() if _uses_color(meta) else None
-            if _uses_color(meta) and colors is None:
-                out.append(self._clip_reason)
-                continue
             try:
+                colors = self._color_fn() if _uses_color(meta) else None
+                if _uses_color(meta) and colors is None:
+                    out.append(self._clip_reason)
+                    continue
                 out.append(judge_image(image, meta, self._detector, colors))
             except Exception as e:  # noqa: BLE001 - an engine error (e.g. CUDA out of memory) is this item's reason
                 first = (str(e).strip().splitlines() or [""])[0][:200]
