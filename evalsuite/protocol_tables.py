@@ -1,7 +1,8 @@
 """The protocol figures of a run folder and the table "beside the published numbers" (docs/protocols.md).
 
-    geneval_rows(run_dir)   per backend: each tag's accuracy and the overall (mean of the six tags), 95% intervals
-    dpg_rows(run_dir)       per backend: DPG-Bench overall, L1 and L2 category scores from the vqa judge's details
+    geneval_rows(run_dir)   per backend: each tag's accuracy (mean over images, as GenEval) and the overall (mean
+                            of the six tags), 95% intervals over prompts
+    dpg_rows(run_dir)       per backend and vqa judge: DPG-Bench overall, L1 and L2 category scores from its details
     protocol_summary(run_dir) -> {"protocol", "rows", "settings", "published", ...}; `markdown(summary)` its table
     write_summary(run_dir)  RUN_DIR/protocol/summary.json and summary.md (atomic)
 
@@ -23,27 +24,38 @@ SUMMARY_DIR = "protocol"
 NOISE_NOTE = "random weights: numbers are noise, not quality"
 
 
-def _stratified_overall_ci(per_tag: dict[str, list[float]]) -> tuple[float, float]:
-    """95% interval of the mean of tag means: the percentile bootstrap resampling prompts within each tag (fixed
-    RNG seed), widened to at least the continuity-corrected Wilson bounds with the number of prompts as the
-    sample size, so it never collapses at small n or at 0 / 1 (as the pooled protocol figures, docs/scores.md)."""
+def _image_mean(arrays) -> float:
+    """GenEval's tag accuracy: the mean over images (summary_scores.py's `task_df['correct'].mean()`)."""
+    import numpy as np
+
+    return float(np.concatenate(list(arrays)).mean())
+
+
+def _stratified_overall_ci(per_tag: dict[str, list]) -> tuple[float, float]:
+    """95% interval of the mean of tag accuracies (each the mean over its images): the percentile bootstrap
+    resampling prompts (each with all its images) within each tag (fixed RNG seed), widened to at least the
+    continuity-corrected Wilson bounds with the number of prompts as the sample size, so it never collapses at
+    small n or at 0 / 1 (as the pooled protocol figures, docs/scores.md)."""
     import numpy as np
 
     from .metrics.stats import CONFIDENCE, N_RESAMPLES, RNG_SEED, t_quantile, wilson_bounds
 
     rng = np.random.default_rng(RNG_SEED)
-    arrays = [np.asarray(v, dtype=float) for v in per_tag.values()]
-    boot = np.mean([[a[rng.integers(0, len(a), len(a))].mean() for a in arrays] for _ in range(N_RESAMPLES)], axis=1)
+    tags = [[np.asarray(v, dtype=float) for v in prompts] for prompts in per_tag.values()]
+    boot = np.mean([[_image_mean([t[i] for i in rng.integers(0, len(t), len(t))]) for t in tags]
+                    for _ in range(N_RESAMPLES)], axis=1)
     alpha = (1 - CONFIDENCE) / 2
     lo, hi = float(np.quantile(boot, alpha)), float(np.quantile(boot, 1 - alpha))
-    n = sum(len(a) for a in arrays)
-    mean = float(np.mean([a.mean() for a in arrays]))
+    n = sum(len(t) for t in tags)
+    mean = float(np.mean([_image_mean(t) for t in tags]))
     wlo, whi = wilson_bounds(np.clip(mean, 0.0, 1.0), n, t_quantile(CONFIDENCE, n - 1))
-    return min(lo, float(wlo)), max(hi, float(whi))
+    return min(lo, float(wlo), mean), max(hi, float(whi), mean)
 
 
 def geneval_rows(run_dir: str | Path) -> list[dict[str, Any]]:
-    """One row per backend: {backend, tags: {tag: {mean, low, high, n_prompts, n_images}}, overall, missing}."""
+    """One row per backend: {backend, tags: {tag: {mean, low, high, n_prompts, n_images}}, overall, missing}.
+    A tag's mean is GenEval's, over images; its interval the prompt-clustered Wilson-t one (seeds of a prompt
+    are not independent), widened to hold the mean when images are missing."""
     from .metrics.stats import rate_ci
     from .scoring import load_scores
 
@@ -52,7 +64,7 @@ def geneval_rows(run_dir: str | Path) -> list[dict[str, Any]]:
     rows = []
     for backend, g in df.groupby("backend", sort=True):
         ok = g[g["missing_reason"].isna()]
-        tags, prompt_means, missing = {}, {}, {}
+        tags, per_prompt, missing = {}, {}, {}
         for tag in G.TAGS:
             t = ok[ok["variant"] == tag]
             miss = g[(g["variant"] == tag) & g["missing_reason"].notna()]
@@ -61,42 +73,55 @@ def geneval_rows(run_dir: str | Path) -> list[dict[str, Any]]:
             if t.empty:
                 continue
             per = {pid: s["value"].to_numpy(dtype=float) for pid, s in t.groupby("prompt_id")}
-            ci = rate_ci(per)
-            tags[tag] = {"mean": ci.mean, "low": ci.low, "high": ci.high, "n_prompts": ci.n, "n_images": len(t)}
-            prompt_means[tag] = [float(v.mean()) for v in per.values()]
+            ci, mean = rate_ci(per), _image_mean(per.values())
+            tags[tag] = {"mean": mean, "low": min(ci.low, mean), "high": max(ci.high, mean), "n_prompts": ci.n,
+                         "n_images": len(t)}
+            per_prompt[tag] = list(per.values())
         absent = [t for t in G.TAGS if t not in tags]
         overall = None
         if not absent:
-            lo, hi = _stratified_overall_ci(prompt_means)
+            lo, hi = _stratified_overall_ci(per_prompt)
             overall = {"mean": G.overall({t: v["mean"] for t, v in tags.items()}), "low": lo, "high": hi}
         rows.append({"backend": backend, "tags": tags, "overall": overall, "missing": missing,
                      "overall_missing": None if overall else f"no scored image for tag(s) {', '.join(absent)}"})
     return rows
 
 
-def _vqa_index(store) -> dict[tuple[str, str], dict[str, Any]]:
-    """(image sha256, prompt text) -> the latest vqa detail of any vqa scorer identity of the run (for details
-    not in the score table: written by hand or by a vqa scorer this installation does not register)."""
-    index: dict[tuple[str, str], dict[str, Any]] = {}
+def _vqa_index(store) -> dict[str, dict[tuple[str, str], dict[str, Any]]]:
+    """vqa scorer id -> (image sha256, prompt text) -> that identity's latest detail (for details not in the score
+    table: written by hand or by a vqa scorer this installation does not register). Judges are never mixed."""
+    out: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
     for slug, entry in store.read_registry().items():
         if entry.get("scorer") != "vqa":
             continue
+        index = out.setdefault(slug, {})
         for d in store.iter_details(slug):
             k = (d.get("image_sha256"), (d.get("inputs") or {}).get("prompt"))
             if k not in index or str(d.get("scored_at", "")) > str(index[k].get("scored_at", "")):
                 index[k] = d
-    return index
+    return out
 
 
-def _vqa_keys(run_dir) -> dict[tuple, tuple[str, str]]:
-    """(backend, prompt id, seed) -> (vqa scorer id, cache key) from the score table, where the vqa scorer is
+def _vqa_keys(run_dir) -> dict[tuple, str]:
+    """(vqa scorer id, backend, prompt id, seed) -> cache key from the score table, where the vqa scorer is
     registered (scoring/registry.py); empty otherwise (the detail scan of `_vqa_index` answers then)."""
     from .scoring import load_scores
 
     df = load_scores(run_dir)
     df = df[(df["scorer"] == "vqa") & df["cache_key"].notna()]
-    return {(r.backend, r.prompt_id, r.seed): (r.scorer_id, r.cache_key)
-            for r in df.drop_duplicates(["backend", "prompt_id", "seed"]).itertuples()}
+    return {(r.scorer_id, r.backend, r.prompt_id, r.seed): r.cache_key for r in df.itertuples()}
+
+
+def judge_label(entry: dict[str, Any], details: dict[tuple, dict[str, Any]] | None = None) -> str:
+    """The judge of a vqa scorer identity as "MODEL @ REVISION": the model and revision asked for (its registry
+    identity), else the revision a detail recorded as resolved, else "revision not recorded"."""
+    j = (entry.get("identity") or {}).get("judge") or {}
+    rev = j.get("revision")
+    for d in (details or {}).values():
+        rec = (d.get("details") or {}).get("judge") or {}
+        rev = rev or rec.get("resolved_revision") or rec.get("revision")
+        break
+    return f"{j.get('model') or entry.get('model') or 'unknown judge'} @ {rev or 'revision not recorded'}"
 
 
 def _answers(detail: dict[str, Any] | None, prompt) -> tuple[dict[str, str] | None, str | None]:
@@ -109,8 +134,18 @@ def _answers(detail: dict[str, Any] | None, prompt) -> tuple[dict[str, str] | No
     return got, None
 
 
-def _dpg_items(run_dir: str | Path) -> dict[str, dict[str, Any]]:
-    """backend -> {"images": {prompt_id: [(seed, image score, answers)]}, "missing": {reason: count}}."""
+def _image_answers(store, keyed, index, slug, entry, rec, p):
+    """(answers, reason) of one image by one vqa scorer identity (slug None: no identity judged anything)."""
+    if rec is None or rec.status != "ok" or not rec.image_sha256:
+        return None, "image not generated" if rec is None else f"image {rec.status}"
+    k = keyed.get((slug, entry.backend, entry.prompt_id, entry.seed))
+    detail = store.read_detail(slug, k) if k else index.get(slug, {}).get((rec.image_sha256, p.prompt))
+    return _answers(detail, p)
+
+
+def _dpg_items(run_dir: str | Path) -> dict[tuple[str, str | None], dict[str, Any]]:
+    """(backend, vqa scorer id) -> {"images": {prompt_id: [(seed, image score, answers, prompt)]}, "missing":
+    {reason: count}}: one entry per backend and judge that answered anything (scorer id None when none did)."""
     from .runfolder import RunFolder
     from .store.scores import ScoreStore
 
@@ -118,36 +153,45 @@ def _dpg_items(run_dir: str | Path) -> dict[str, dict[str, Any]]:
     prompts = rf.prompts()
     store = ScoreStore(rf.path)
     keyed, index = _vqa_keys(rf.path), _vqa_index(store)
-    out: dict[str, dict[str, Any]] = {}
+    slugs = sorted({s for s, ix in index.items() if ix} | {s for s, *_ in keyed}) or [None]
+    out: dict[tuple[str, str | None], dict[str, Any]] = {}
     for entry, rec in rf.records():
         p = prompts.get(entry.prompt_id)
         if p is None or not p.questions:
             continue
-        b = out.setdefault(entry.backend, {"images": {}, "missing": {}})
-        if rec is None or rec.status != "ok" or not rec.image_sha256:
-            reason = "image not generated" if rec is None else f"image {rec.status}"
-            answers = None
-        else:
-            k = keyed.get((entry.backend, entry.prompt_id, entry.seed))
-            detail = store.read_detail(*k) if k else index.get((rec.image_sha256, p.prompt))
-            answers, reason = _answers(detail, p)
-        if answers is None:
-            b["missing"][reason] = b["missing"].get(reason, 0) + 1
-            continue
-        b["images"].setdefault(p.id, []).append((entry.seed, D.image_score(p.questions, answers), answers, p))
+        for slug in slugs:
+            b = out.setdefault((entry.backend, slug), {"images": {}, "missing": {}})
+            answers, reason = _image_answers(store, keyed, index, slug, entry, rec, p)
+            if answers is None:
+                b["missing"][reason] = b["missing"].get(reason, 0) + 1
+                continue
+            b["images"].setdefault(p.id, []).append((entry.seed, D.image_score(p.questions, answers), answers, p))
     return out
 
 
+def _judge_labels(run_dir: str | Path, answered_only: bool = False) -> dict[str, str]:
+    """vqa scorer id -> its judge label; answered_only: only the identities with a detail in the run."""
+    from .store.scores import ScoreStore
+
+    store = ScoreStore(run_dir)
+    index = _vqa_index(store)
+    return {slug: judge_label(e, index.get(slug)) for slug, e in store.read_registry().items()
+            if e.get("scorer") == "vqa" and (index.get(slug) or not answered_only)}
+
+
 def dpg_rows(run_dir: str | Path) -> list[dict[str, Any]]:
-    """One row per backend: overall (x 100) with a 95% interval over prompts, L1 and L2 scores, what is missing."""
+    """One row per backend and vqa judge (scorer identity; judges are never mixed): overall (x 100) with a 95%
+    interval over prompts, L1 and L2 scores, what is missing, and the judge ("MODEL @ REVISION")."""
     from .metrics.stats import rate_ci
 
-    rows = []
-    for backend, b in sorted(_dpg_items(run_dir).items()):
+    rows, labels = [], _judge_labels(run_dir)
+    for (backend, slug), b in sorted(_dpg_items(run_dir).items(), key=lambda kv: (kv[0][0], str(kv[0][1]))):
         per = {pid: [s for _, s, _, _ in imgs] for pid, imgs in b["images"].items()}
         last = [(imgs[-1][3].questions, imgs[-1][2])
                 for imgs in (sorted(v, key=lambda x: (x[0] is None, x[0])) for v in b["images"].values())]
-        row: dict[str, Any] = {"backend": backend, "n_prompts": len(per), "n_images": sum(map(len, per.values())),
+        row: dict[str, Any] = {"backend": backend, "scorer_id": slug,
+                               "judge": labels.get(slug, "not judged") if slug else "not judged",
+                               "n_prompts": len(per), "n_images": sum(map(len, per.values())),
                                "missing": b["missing"], "overall": None, "l1": {}, "l2": {}}
         if per:
             ci = rate_ci(per)
@@ -190,7 +234,8 @@ def _settings(run_dir: str | Path, name: str) -> list[dict[str, str]]:
                      "partly (same architecture and training data, the transformers conversion)" if default else "no"))
         rows.append(("colour model", ", ".join(clips), "yes" if clips == ["ViT-L-14:openai"] else "no"))
     else:
-        rows.append(("judge", "the vqa scorer's judge (see its details)", "no"))
+        judges = sorted(set(_judge_labels(run_dir, answered_only=True).values())) or ["not judged yet"]
+        rows.append(("judge", "; ".join(judges) + " (the vqa scorer; one table row per judge)", "no"))
     for d in rec.get("deviations", []):
         rows.append(("deviation", d, "no"))
     return [{"setting": s, "original": proto.original.get(s, ""), "this run": o, "matches": m} for s, o, m in rows]
@@ -233,11 +278,11 @@ def markdown(summary: dict[str, Any]) -> str:
                          + " | ".join(cells) + f" | {r.get('note', '')} |")
     else:
         l1 = sorted({k for r in summary["rows"] for k in r["l1"]})
-        lines += ["| backend | overall | " + " | ".join(l1) + " | prompts | images | note |",
-                  "|---" * (len(l1) + 5) + "|"]
+        lines += ["| backend | judge | overall | " + " | ".join(l1) + " | prompts | images | note |",
+                  "|---" * (len(l1) + 6) + "|"]
         for r in summary["rows"]:
             cells = [f"{r['l1'][k]:.2f}" if k in r["l1"] else "missing" for k in l1]
-            lines.append(f"| {r['backend']} | {_fmt(r['overall'], 2)} | " + " | ".join(cells)
+            lines.append(f"| {r['backend']} | {r.get('judge', '')} | {_fmt(r['overall'], 2)} | " + " | ".join(cells)
                          + f" | {r['n_prompts']} | {r['n_images']} | {r.get('note', '')} |")
     lines += _missing_lines(summary)
     lines += ["", "Published (not measured here):", ""]
@@ -250,9 +295,9 @@ def markdown(summary: dict[str, Any]) -> str:
 def _missing_lines(summary: dict[str, Any]) -> list[str]:
     out = []
     for r in summary["rows"]:
-        miss = r.get("missing") or {}
+        miss, who = r.get("missing") or {}, r["backend"] + (f" ({r['judge']})" if r.get("scorer_id") else "")
         for k, v in miss.items():
-            out.append(f"- {r['backend']}: {k}: {v}" if isinstance(v, str) else f"- {r['backend']}: {k} ({v} images)")
+            out.append(f"- {who}: {k}: {v}" if isinstance(v, str) else f"- {who}: {k} ({v} images)")
     return ["", "Missing (never filled in):", ""] + out if out else []
 
 

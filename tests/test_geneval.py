@@ -268,3 +268,52 @@ def test_colour_classifier_through_the_clip_loader(tiny_clip):
     im = Image.new("RGB", (32, 32), (0, 200, 0))
     colours = clf(im, [([0, 0, 16, 16, 0.9], None), ([8, 8, 32, 32, 0.8], np.ones((32, 32), dtype=bool))], "car")
     assert len(colours) == 2 and set(colours) <= set(G.COLORS)
+
+
+def test_a_detector_error_is_that_images_reason_and_the_pass_goes_on():
+    """score_items' contract: an engine error (here the detector raising, as CUDA out of memory would) is the
+    item's reason string (recorded missing, not cached); the other images are still judged."""
+    from types import SimpleNamespace
+
+    from PIL import Image
+
+    from evalsuite.scoring.base import ScoreOptions
+    from evalsuite.scoring.geneval import GenevalScorer
+
+    good, bad = Image.new("RGB", (8, 8), "red"), Image.new("RGB", (8, 8), "blue")
+
+    class Boom:
+        revision = "test"
+
+        def detect(self, image):
+            if image is bad:
+                raise RuntimeError("CUDA out of memory\nmore lines")
+            return {"cat": [obj(0, 0, 4, 4, 0.9)]}
+
+    (unit,) = GenevalScorer.from_options(ScoreOptions())
+    unit._detector, unit._colors, unit._clip_reason = Boom(), None, None
+    meta = {"tag": "single_object", "include": [{"class": "cat", "count": 1}]}
+    jobs = [SimpleNamespace(prompt=SimpleNamespace(geneval=meta)) for _ in range(3)]
+    out = unit.score_batch(jobs, [good, bad, good], None)
+    assert out[0] == out[2] and out[0][0] == {("geneval", "single_object"): 1.0}
+    assert out[1] == ("GenEval judging failed (RuntimeError: CUDA out of memory); rerun `evalsuite score` to "
+                      "retry")
+    # CLIP raising while it loads (not "unavailable": e.g. out of memory) is the colour image's reason too
+    def oom():
+        raise RuntimeError("CUDA out of memory")
+
+    unit._color_fn = oom
+    colour = {"tag": "colors", "include": [{"class": "cat", "count": 1, "color": "red"}]}
+    out = unit.score_batch([SimpleNamespace(prompt=SimpleNamespace(geneval=colour)), jobs[0]], [good, good], None)
+    assert out[0] == "GenEval judging failed (RuntimeError: CUDA out of memory); rerun `evalsuite score` to retry"
+    assert out[1][0] == {("geneval", "single_object"): 1.0}
+
+
+def test_equal_scores_keep_the_originals_order_later_object_first():
+    """GenEval orders by np.argsort(scores)[::-1]: for [0.8 (a), 0.9 (b), 0.8 (c)] the ascending argsort is
+    [0, 2, 1], reversed [1, 2, 0]: b, then c before a (the later of the tied objects first)."""
+    a, b, c = obj(0, 0, 5, 5, 0.8), obj(10, 10, 15, 15, 0.9), obj(20, 20, 25, 25, 0.8)
+    picked = G.select_objects({"cat": [a, b, c]}, "single_object")["cat"]
+    assert [o[0][0] for o in picked] == [10, 20, 0]
+    # two tied objects: the later one first (it is the one a `count` of 1 keeps)
+    assert G.select_objects({"cat": [a, c]}, "single_object")["cat"][0] is c

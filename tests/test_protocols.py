@@ -94,18 +94,21 @@ ANSWERS = {
 }
 
 
-def write_hand_judged(run_dir):
-    """Detail files in the vqa scorer's format, through ScoreStore, for itemA and itemB."""
+def write_hand_judged(run_dir, slug="vqa-hand-judge-0123456789", model="hand", identity=None, answers_of=None):
+    """Detail files in the vqa scorer's format, through ScoreStore, for itemA and itemB (or what answers_of
+    answers: (prompt id, seed) -> {question id: answer} or None), added to the registry."""
     from evalsuite.runfolder import RunFolder
     from evalsuite.store.scores import ScoreDetail, ScoreStore
 
     rf, store = RunFolder(run_dir), ScoreStore(run_dir)
     prompts = rf.prompts()
-    slug = "vqa-hand-judge-0123456789"
     store.prepare()
-    store.write_registry({slug: {"scorer": "vqa", "model": "hand", "version": "vqa/v1", "identity": {}, "engines": []}})
+    reg = store.read_registry() if store.has_registry() else {}
+    reg[slug] = {"scorer": "vqa", "model": model, "version": "vqa/v1", "identity": identity or {}, "engines": []}
+    store.write_registry(reg)
+    answers_of = answers_of or (lambda pid, seed: ANSWERS.get(pid, {}).get(seed))
     for entry, rec in rf.records():
-        answers = ANSWERS.get(entry.prompt_id, {}).get(entry.seed)
+        answers = answers_of(entry.prompt_id, entry.seed)
         if answers is None:
             continue
         p = prompts[entry.prompt_id]
@@ -113,10 +116,10 @@ def write_hand_judged(run_dir):
                "depends_on": q.depends_on, "p_yes": 1.0 if answers[q.id] == "yes" else 0.0, "answer": answers[q.id],
                "source": "text", "gated": False, "score": 0.0} for q in p.questions]
         store.write_detail(ScoreDetail(
-            cache_key=f"{entry.key}{entry.seed}", scorer_id=slug, scorer="vqa", model="hand", version="vqa/v1",
+            cache_key=f"{entry.key}{entry.seed}", scorer_id=slug, scorer="vqa", model=model, version="vqa/v1",
             image_sha256=rec.image_sha256, inputs={"prompt": p.prompt},
             first_item={"backend": entry.backend, "prompt_id": p.id, "seed": entry.seed}, values=[],
-            details={"judge": {"kind": "hf", "model": "hand", "revision": None, "template": "t1"}, "questions": qs},
+            details={"judge": {"kind": "hf", "model": model, "revision": None, "template": "t1"}, "questions": qs},
             scored_at="2026-01-01T00:00:00+00:00"))
 
 
@@ -248,3 +251,88 @@ def test_run_protocol_dpg_judged_by_the_miniature_vqa_judge(tmp_path, capsys):
     assert sorted(len(v) for v in per_prompt.values()) == [2, 2, 2]
     expected = D.overall([D.prompt_score(v) for v in per_prompt.values()])
     assert row["overall"]["mean"] == pytest.approx(expected)
+
+
+def test_geneval_colour_items_without_clip_are_not_cached(tmp_path, capsys, monkeypatch, tiny_detector, tiny_clip):
+    """CLIP not to be had on the first pass: the colour images are missing with the reason and no detail file is
+    written for them, so a later `evalsuite score` with CLIP available (same CLIP identity) scores them."""
+    from evalsuite.scoring import clip as C
+    from evalsuite.scoring import load_scores
+
+    monkeypatch.setenv("EVALSUITE_GENEVAL_DETECTOR", str(tiny_detector))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    cfg, ckpt = tiny_clip
+    real = C.load_clip
+
+    def no_clip(*a, **k):
+        raise C.ClipUnavailable("CLIP weights not here yet")
+
+    monkeypatch.setattr(C, "load_clip", no_clip)
+    run_dir = tmp_path / "retry"
+    assert main(["run", "--protocol", "geneval", "--backends", "dummy", "--category", "colors", "--limit", "1",
+                 "--clip-model", f"{cfg}:{ckpt}", "-o", str(run_dir), "--no-progress", "--no-report"]) == 0
+    df = load_scores(run_dir)
+    g = df[df["metric"] == "geneval"]
+    assert len(g) == 4 and g["value"].isna().all()
+    assert (g["missing_reason"] == "colour needs CLIP: CLIP weights not here yet").all()
+    monkeypatch.setattr(C, "load_clip", real)
+    assert main(["score", str(run_dir), "--scorers", "geneval", "--clip-model", f"{cfg}:{ckpt}",
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    g = load_scores(run_dir)
+    g = g[g["metric"] == "geneval"]
+    assert len(g) == 4 and g["missing_reason"].isna().all() and g["value"].isin([0.0, 1.0]).all()
+
+
+def test_geneval_tag_accuracy_is_the_mean_over_images_when_one_is_missing(monkeypatch):
+    """GenEval's summary_scores.py: a tag's accuracy is the mean over its images, the overall the mean of the tag
+    means. single_object: prompt p1 has 4 correct images, p2 one wrong image (3 missing): over images 4/5 = 0.8
+    (the mean of prompt means would be (1 + 0) / 2 = 0.5). The five other tags: one correct image each, so the
+    overall is (0.8 + 5) / 6 = 0.96667 (not (0.5 + 5) / 6 = 0.91667)."""
+    import pandas as pd
+
+    import evalsuite.scoring as S
+    from evalsuite.metrics import geneval as G
+    from evalsuite.protocol_tables import geneval_rows
+
+    rows = [("p1", "single_object", 1.0, None)] * 4 + [("p2", "single_object", 0.0, None)]
+    rows += [("p2", "single_object", float("nan"), "image failed")] * 3
+    rows += [(f"q{i}", tag, 1.0, None) for i, tag in enumerate(G.TAGS) if tag != "single_object"]
+    df = pd.DataFrame([{"backend": "b", "metric": "geneval", "prompt_id": p, "variant": t, "value": v,
+                        "missing_reason": r} for p, t, v, r in rows])
+    monkeypatch.setattr(S, "load_scores", lambda run_dir: df)
+    (row,) = geneval_rows("unused")
+    one = row["tags"]["single_object"]
+    assert one["mean"] == pytest.approx(0.8) and (one["n_prompts"], one["n_images"]) == (2, 5)
+    assert one["low"] <= 0.8 <= one["high"]
+    assert row["overall"]["mean"] == pytest.approx(5.8 / 6)
+    assert row["overall"]["low"] <= 5.8 / 6 <= row["overall"]["high"]
+    assert row["missing"]["single_object"] == "3 image(s) missing: image failed"
+
+
+def test_dpg_table_one_row_per_judge_never_mixed(tmp_path, capsys):
+    """Two judges in one run: the hand judge of the test above (68.75 over itemA, itemB; itemC not judged) and
+    judge B answering "yes" to everything of every image (each image 1: overall 100 over 3 prompts, 12 images).
+    Each has its own row, named by its judge; the settings' judge row names both."""
+    run_dir = tmp_path / "dpg-two"
+    assert main(["run", "--protocol", "dpg", "--prompts", f"dpg:{dpg_csv(tmp_path)}", "--backends", "dummy",
+                 "-o", str(run_dir), "--no-progress", "--no-report"]) == 0
+    write_hand_judged(run_dir)
+    qids = {"itemA": "1234", "itemB": "123", "itemC": "1"}
+    write_hand_judged(run_dir, slug="vqa-judge-b-9876543210", model="org/judge-b",
+                      identity={"scorer": "vqa", "judge": {"model": "org/judge-b", "revision": "abc123"}},
+                      answers_of=lambda pid, seed: dict.fromkeys(qids[pid], "yes"))
+    assert main(["protocol", str(run_dir)]) == 0
+    capsys.readouterr()
+    summary = json.loads((run_dir / "protocol" / "summary.json").read_text())
+    by_judge = {r["judge"]: r for r in summary["rows"]}
+    assert set(by_judge) == {"hand @ revision not recorded", "org/judge-b @ abc123"}
+    hand, b = by_judge["hand @ revision not recorded"], by_judge["org/judge-b @ abc123"]
+    assert hand["overall"]["mean"] == pytest.approx(68.75) and (hand["n_prompts"], hand["n_images"]) == (2, 8)
+    assert b["overall"]["mean"] == pytest.approx(100.0) and (b["n_prompts"], b["n_images"]) == (3, 12)
+    assert b["missing"] == {} and b["l1"] == pytest.approx(dict.fromkeys(["entity", "attribute", "relation",
+                                                                          "other"], 100.0))
+    (judge_row,) = [s for s in summary["settings"] if s["setting"] == "judge"]
+    assert judge_row["this run"].startswith("hand @ revision not recorded; org/judge-b @ abc123")
+    md = (run_dir / "protocol" / "summary.md").read_text()
+    assert "| dummy | org/judge-b @ abc123 | 100.00 [" in md

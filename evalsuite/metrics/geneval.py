@@ -54,12 +54,15 @@ def threshold_for(tag: str) -> float:
 def select_objects(by_class: Mapping[str, Sequence[tuple[Any, Any]]], tag: str, *, max_objects: int = MAX_OBJECTS,
                    max_overlap: float = MAX_OVERLAP) -> dict[str, list[tuple[Any, Any]]]:
     """The objects GenEval keeps per class: score strictly above the tag's threshold, sorted by score (highest
-    first, a stable sort on ties), the first `max_objects`, then greedy suppression of same-class boxes with IoU
-    >= max_overlap (none at the default 1.0). Classes with no object left are absent."""
+    first: GenEval's `np.argsort(scores)[::-1]`, so on equal scores the later object comes first), the first
+    `max_objects`, then greedy suppression of same-class boxes with IoU >= max_overlap (none at the default 1.0).
+    Classes with no object left are absent."""
+    import numpy as np
+
     thr = threshold_for(tag)
     out: dict[str, list[tuple[Any, Any]]] = {}
     for name, objs in by_class.items():
-        order = sorted(range(len(objs)), key=lambda i: -float(objs[i][0][4]))
+        order = [int(i) for i in np.argsort([float(o[0][4]) for o in objs])[::-1]]   # the original's, ties too
         order = [i for i in order if float(objs[i][0][4]) > thr][:max_objects]
         kept = []
         while order:

@@ -293,16 +293,21 @@ class GenevalScorer(Scorer):
         return self._colors
 
     def score_batch(self, jobs, images, store) -> list:
+        """One result per job. An image that cannot be judged (CLIP unavailable for a colour clause, the detector
+        or CLIP raised) is its reason string: recorded missing with it and never cached, so a rerun retries."""
         out = []
         for job, image in zip(jobs, images):
             meta = job.prompt.geneval
             if not meta:
                 out.append(({}, {"note": "prompt has no GenEval metadata"}))
                 continue
-            colors = self._color_fn() if _uses_color(meta) else None
-            if _uses_color(meta) and colors is None:
-                out.append(({("geneval", meta["tag"]): float("nan")},
-                            {"tag": meta["tag"], "missing_reason": self._clip_reason}))
-                continue
-            out.append(judge_image(image, meta, self._detector, colors))
+            try:
+                colors = self._color_fn() if _uses_color(meta) else None
+                if _uses_color(meta) and colors is None:
+                    out.append(self._clip_reason)
+                    continue
+                out.append(judge_image(image, meta, self._detector, colors))
+            except Exception as e:  # noqa: BLE001 - an engine error (e.g. CUDA out of memory) is this item's reason
+                first = (str(e).strip().splitlines() or [""])[0][:200]
+                out.append(f"GenEval judging failed ({type(e).__name__}: {first}); rerun `evalsuite score` to retry")
         return out
