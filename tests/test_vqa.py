@@ -486,3 +486,18 @@ def test_an_endpoint_that_echoes_the_key_never_puts_it_on_disk(dummy_run, endpoi
     for f in run.rglob("*"):
         if f.is_file():
             assert fake.secret.encode() not in f.read_bytes(), f
+
+
+def test_an_openai_key_in_the_environment_goes_only_to_openai(monkeypatch):
+    """Without key_env, OPENAI_API_KEY is sent to OpenAI's own hosts only: a local or third-party endpoint gets no
+    key (the client's placeholder), so an OpenAI key never leaks to another server."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-openai-secret")
+    local = make_judge("openai:http://127.0.0.1:9/v1,model=m")
+    local.load()
+    assert local.client.api_key == "EMPTY"
+    far = make_judge("openai:https://api.other-provider.example/v1,model=m")
+    far.load()
+    assert far.client.api_key == "EMPTY"
+    own = make_judge("openai:https://api.openai.com/v1,model=m")
+    own.load()
+    assert own.client.api_key == "sk-openai-secret"

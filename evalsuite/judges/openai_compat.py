@@ -10,7 +10,8 @@ with the reason (key redacted); it is not cached, so a rerun asks again.
 Requests run `concurrency` at a time (many replicas behind one URL take many), transient failures (429, 5xx,
 timeouts, connection errors) are retried with backoff as the remote backends do (backends/remote.py).
 
-Key: the environment variable `key_env` (default OPENAI_API_KEY); a local server without auth needs none
+Key: the environment variable `key_env`; without it OPENAI_API_KEY, sent only to OpenAI's own hosts (never to a
+third-party or local server); a local server without auth needs none
 (the client then sends the placeholder "EMPTY"). Never written anywhere. Plain http only to a server on this
 machine or without a key. Identity (part of the cache key): the served model name, `revision` (what the user
 says the server runs), the template version; never the URL (replicas of one model answer alike).
@@ -62,7 +63,8 @@ class OpenAIJudge(Judge):
             raise bad_spec(spec.raw, "expected openai:BASE_URL, e.g. openai:http://127.0.0.1:8000/v1")
         if opts["concurrency"] > 256:
             raise bad_spec(spec.raw, "option 'concurrency' is at most 256")
-        if u.scheme == "http" and u.hostname not in LOCAL_HOSTS and _key_name(opts) and os.environ.get(_key_name(opts)):
+        name = _key_name(opts, spec.ref)
+        if u.scheme == "http" and u.hostname not in LOCAL_HOSTS and name and os.environ.get(name):
             raise bad_spec(spec.raw, "a key is only sent over https (or to a server on this machine)")
 
     @property
@@ -86,7 +88,7 @@ class OpenAIJudge(Judge):
                 from None
         from ..backends import remote
 
-        name = _key_name(self.opts)
+        name = _key_name(self.opts, self.base_url)
         key = os.environ.get(name) if name else None
         if self.opts["key_env"] and not key:
             raise JudgeUnavailable(f"judge openai: the environment variable {self.opts['key_env']} is not set")
@@ -141,5 +143,10 @@ def read_choice(resp) -> Answer:
     return answer_from_text(getattr(message, "content", None) or "")
 
 
-def _key_name(opts: dict[str, Any]) -> str:
-    return opts["key_env"] or "OPENAI_API_KEY"
+def _key_name(opts: dict[str, Any], base_url: str) -> str | None:
+    """The variable whose key is sent: `key_env` when given; else OPENAI_API_KEY, but only to OpenAI's own hosts
+    (an OpenAI key in the environment never reaches a third-party or local server); else none."""
+    if opts["key_env"]:
+        return opts["key_env"]
+    host = (urlsplit(base_url).hostname or "").lower()
+    return "OPENAI_API_KEY" if host == "openai.com" or host.endswith(".openai.com") else None
