@@ -28,7 +28,7 @@ def cost_guard(objs, plan, todos, *, yes: bool, dry_run: bool, max_cost: float |
     """Print calls and estimated cost per remote backend; refuse many paid calls without yes."""
     from .backends.remote import PRICES_AS_OF
 
-    lines, paid_calls, total, unknown = [], 0, 0.0, False
+    lines, paid_calls, total = [], 0, 0.0
     unpriced: list[tuple[str, int]] = []       # remote backends with calls planned and no known price
     for b in objs:
         rows = todos[b.label]

@@ -115,7 +115,7 @@ class ReplicateBackend(RemoteService):
 
     def inputs(self, req: GenRequest) -> dict[str, Any]:
         """The model input for one request: the common parameters mapped to this model's schema."""
-        o, t = self.opts, self.takes
+        t = self.takes
         inp: dict[str, Any] = {"prompt": req.prompt.prompt, "seed": req.seed}
         if t["custom_size"]:
             inp.update(aspect_ratio="custom", width=_multiple(req.width, 32, 256, 1440),
