@@ -185,48 +185,39 @@ def table_html(df, columns=None, noise: set[str] | None = None) -> str:
     return "".join(out)
 
 
-def _ocr_details(data, scores, ocr_id: str | None) -> dict[tuple, dict]:
-    """(backend, prompt_id, seed) -> {"text": raw OCR text, "targets": [(target, outcome)]} from detail files."""
+def _stored_details(data, scores, scorer_id: str | None):
+    """((backend, prompt_id, seed), the scorer's `details` dict) of every scored item with a readable detail file."""
     from ..store import ScoreStore
 
-    out: dict[tuple, dict] = {}
-    if not ocr_id or scores.empty:
-        return out
+    if not scorer_id or scores.empty:
+        return
     runs = {n: p for n, p, _ in data.runs}
-    s = scores[(scores.scorer_id == ocr_id) & scores["cache_key"].notna()].drop_duplicates(["backend", "prompt_id",
-                                                                                             "seed"])
+    s = scores[(scores.scorer_id == scorer_id) & scores["cache_key"].notna()].drop_duplicates(
+        ["backend", "prompt_id", "seed"])
     for _, r in s.iterrows():
-        stored = ScoreStore(runs[r["run"]]).read_detail(ocr_id, r["cache_key"])
+        stored = ScoreStore(runs[r["run"]]).read_detail(scorer_id, r["cache_key"])
         d = stored.get("details") if isinstance(stored, dict) else None
-        if not isinstance(d, dict):
-            continue
+        if isinstance(d, dict):
+            yield (r["backend"], r["prompt_id"], r["seed"]), d
+
+
+def _ocr_details(data, scores, ocr_id: str | None) -> dict[tuple, dict]:
+    """(backend, prompt_id, seed) -> {"text": raw OCR text, "targets": [(target, outcome)]} from detail files."""
+    out: dict[tuple, dict] = {}
+    for key, d in _stored_details(data, scores, ocr_id):
         eng = d.get("main_engine")
         per = d.get("per_engine", {}).get(eng) or next(iter(d.get("per_engine", {}).values()), {})
         text = per.get("raw_text")
         if text is None:
             text = " ".join(b.get("text", "") for b in d.get("boxes", []))
-        out[(r["backend"], r["prompt_id"], r["seed"])] = {
-            "text": text, "targets": [(t.get("target"), (t.get("lenient") or {}).get("outcome"))
-                                      for t in d.get("targets", [])]}
+        out[key] = {"text": text, "targets": [(t.get("target"), (t.get("lenient") or {}).get("outcome"))
+                                             for t in d.get("targets", [])]}
     return out
 
 
 def _vqa_details(data, scores, vqa_id: str | None) -> dict[tuple, list[dict]]:
     """(backend, prompt_id, seed) -> the judge's answers to the prompt's atomic questions (vqa detail files)."""
-    from ..store import ScoreStore
-
-    out: dict[tuple, list[dict]] = {}
-    if not vqa_id or scores.empty:
-        return out
-    runs = {n: p for n, p, _ in data.runs}
-    s = scores[(scores.scorer_id == vqa_id) & scores["cache_key"].notna()].drop_duplicates(["backend", "prompt_id",
-                                                                                             "seed"])
-    for _, r in s.iterrows():
-        stored = ScoreStore(runs[r["run"]]).read_detail(vqa_id, r["cache_key"])
-        d = stored.get("details") if isinstance(stored, dict) else None
-        if isinstance(d, dict) and d.get("questions"):
-            out[(r["backend"], r["prompt_id"], r["seed"])] = d["questions"]
-    return out
+    return {key: d["questions"] for key, d in _stored_details(data, scores, vqa_id) if d.get("questions")}
 
 
 def _questions_html(questions: list[dict], judge: str | None) -> str:
